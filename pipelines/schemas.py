@@ -1,0 +1,65 @@
+"""The canonical Arrow schemas: the one source of truth for every table the stages exchange.
+
+Catalog plug-ins map their sources onto ITEMS and INTERACTIONS; every row a stage rejects goes to
+QUARANTINE with its reason. Stages validate with `conform` at their edges.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+ITEMS = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("catalog", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("creator", pa.string()),  # brand / store / director
+        pa.field("description", pa.string()),  # long text: features, overview, summary
+        pa.field("categories", pa.list_(pa.string())),  # genres, department/class
+        pa.field("year", pa.int32()),
+        pa.field("price", pa.float64()),
+        pa.field("url", pa.string()),
+        pa.field("attributes", pa.string()),  # JSON object of catalog-specific display fields
+        pa.field("document", pa.string(), nullable=False),  # the text the encoder embeds
+    ]
+)
+
+INTERACTIONS = pa.schema(
+    [
+        pa.field("row_ref", pa.string(), nullable=False),  # "<source file>:<line or row>"
+        pa.field("user_id", pa.string()),  # null where the catalog has no users
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("rating", pa.float32(), nullable=False),
+        pa.field("timestamp", pa.int64()),  # unix seconds
+        pa.field("summary", pa.string()),  # review title
+        pa.field("text", pa.string()),  # review body; null for rating-only sources
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),  # file or stage that rejected the row
+        pa.field("row_ref", pa.string(), nullable=False),
+        pa.field("field", pa.string()),  # the offending field, where one is to blame
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("payload", pa.string()),  # the raw row, undecodable bytes backslash-escaped
+    ]
+)
+
+
+def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
+    """Select and cast `table` to `schema`, naming the table and column on failure."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {missing}")
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        try:
+            column = column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise ValueError(f"{name}: column {field.name!r} is not {field.type}: {err}") from err
+        if not field.nullable and column.null_count:
+            raise ValueError(f"{name}: column {field.name!r} has {column.null_count} null(s)")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
