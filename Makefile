@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml
 
 run: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+	$(BIN)/semrec query "a flowy summer dress for a beach wedding" --k 5 --catalog fashion --mode hybrid
+	$(BIN)/semrec query "a mind-bending science fiction thriller" --k 5 --catalog movies
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -46,6 +46,52 @@ QUARANTINE = pa.schema(
     ]
 )
 
+# pairs stage: train/test/test_hard.parquet (test_hard: the test review rows with their short query).
+PAIRS = pa.schema(
+    [
+        pa.field("query_id", pa.string(), nullable=False),  # review row_ref, or "<anchor>><positive>"
+        pa.field("query", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),  # the positive item
+        pa.field("kind", pa.string(), nullable=False),  # review | co_liked | synthetic (extra pairs)
+    ]
+)
+
+# pairs stage: documents.parquet, one row per catalog item, in items.parquet order.
+DOCUMENTS = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("document", pa.string(), nullable=False),  # the text the encoder embeds
+    ]
+)
+
+
+# synth stage (movies): synthetic conversational queries, labelled by construction.
+SYNTH_QUERIES = pa.schema(
+    [
+        pa.field("query_id", pa.string(), nullable=False),
+        pa.field("template", pa.string(), nullable=False),  # grammar template id ("+"-joined for multi-intent)
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("intent", pa.string(), nullable=False),  # recommend | trivia | chitchat | help
+        pa.field("titles", pa.list_(pa.string()), nullable=False),  # canonical entity names
+        pa.field("genres", pa.list_(pa.string()), nullable=False),
+        pa.field("people", pa.list_(pa.string()), nullable=False),
+        pa.field("themes", pa.list_(pa.string()), nullable=False),
+        pa.field("targets", pa.list_(pa.string()), nullable=False),  # item_ids satisfying the request
+        pa.field("noise", pa.string()),  # noisy set only: typo | missing_word | multi_intent
+    ]
+)
+
+# describe stage (movies): one generated or templated description per item.
+DESCRIPTIONS = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("metadata_sha256", pa.string(), nullable=False),  # cache key: the grounded facts
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # llm | template
+        pa.field("rejected", pa.string()),  # why the LLM's text was rejected (then source = template)
+    ]
+)
+
 
 def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
     """Select and cast `table` to `schema`, naming the table and column on failure."""

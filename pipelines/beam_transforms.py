@@ -1,0 +1,106 @@
+"""Beam transforms of the ingest rules (pipelines/filters.py); rows are INTERACTIONS dicts plus ORDER.
+
+Every transform has a main output (rows kept) and a REJECTED output (the row plus `_step` and
+`_reason`); `FilterInteractions` chains them in STEPS order and flattens the rejected rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from pipelines.filters import (
+    ORDER, REASONS, Rules, earliest_first, language_reason, language_text, languages, row_rejection,
+    token_count,
+)
+
+Row = dict[str, Any]
+REJECTED = "rejected"
+
+
+def rejected(row: Row, step: str, reason: str | None = None) -> pvalue.TaggedOutput:
+    return pvalue.TaggedOutput(REJECTED, {**row, "_step": step, "_reason": reason or REASONS[step]})
+
+
+class RowRules(beam.DoFn):
+    """Rating, tokens and item rules; `known_items` is a side input mapping item_id -> anything."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+
+    def process(self, row: Row, known_items: Mapping[str, Any]) -> Iterator[Any]:
+        step = row_rejection(row, self.rules, row["item_id"] in known_items)
+        yield row if step is None else rejected(row, step)
+
+
+class LanguageRule(beam.DoFn):
+    """The language rule on a batch of rows (see beam.BatchElements); rows with no text pass."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+
+    def process(self, batch: list[Row]) -> Iterator[Any]:
+        texts = [language_text(r["summary"], r["text"]) if token_count(r["summary"], r["text"]) else None
+                 for r in batch]
+        for row, detected in zip(batch, languages(texts)):
+            reason = language_reason(detected, self.rules)
+            yield row if reason is None else rejected(row, "language", reason)
+
+
+def keep_earliest(group: tuple[Any, Iterable[Row]]) -> Iterator[Any]:
+    """Of one (user, item) group, keep the earliest row and reject the others."""
+    first, *others = sorted(group[1], key=earliest_first)
+    yield first
+    for row in others:
+        yield rejected(row, "duplicate")
+
+
+def min_positives(minimum: int) -> Any:
+    def keep_users(group: tuple[Any, Iterable[Row]]) -> Iterator[Any]:
+        """Keep a user's rows if the user has `minimum` of them (rows with no user always pass)."""
+        (user, _), rows = group
+        rows = list(rows)
+        enough = user is None or len(rows) >= minimum
+        for row in rows:
+            yield row if enough else rejected(row, "user_positives")
+    return keep_users
+
+
+def user_key(*columns: str) -> Any:
+    """Group key (user, columns...); rows with no user get a key of their own, so they group alone."""
+    def key(row: Row) -> tuple[Any, Row]:
+        if row["user_id"] is None:
+            return (None, row[ORDER]), row
+        return (row["user_id"], tuple(row[c] for c in columns)), row
+    return key
+
+
+class FilterInteractions(beam.PTransform):
+    """All ingest rules in STEPS order -> (kept rows, rejected rows)."""
+
+    def __init__(self, rules: Rules, known_items: pvalue.AsSideInput) -> None:
+        super().__init__()
+        self.rules = rules
+        self.known_items = known_items
+
+    def expand(self, rows: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        row_rules = rows | "row rules" >> beam.ParDo(RowRules(self.rules), self.known_items).with_outputs(
+            REJECTED, main="kept")
+        language = (row_rules.kept
+                    | "batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=8192)
+                    | "language" >> beam.ParDo(LanguageRule(self.rules)).with_outputs(REJECTED, main="kept"))
+        duplicate = (language.kept
+                     | "key (user, item)" >> beam.Map(user_key("item_id"))
+                     | "group (user, item)" >> beam.GroupByKey()
+                     | "keep earliest" >> beam.FlatMap(keep_earliest).with_outputs(REJECTED, main="kept"))
+        positives = (duplicate.kept
+                     | "key user" >> beam.Map(user_key())
+                     | "group user" >> beam.GroupByKey()
+                     | "min positives" >> beam.FlatMap(min_positives(self.rules.min_user_positives))
+                     .with_outputs(REJECTED, main="kept"))
+        steps = (row_rules, language, duplicate, positives)
+        rejected_rows = tuple(s[REJECTED] for s in steps) | "all rejected" >> beam.Flatten()
+        return positives.kept, rejected_rows

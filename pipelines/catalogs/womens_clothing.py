@@ -1,0 +1,55 @@
+"""Women's Clothing E-Commerce Reviews (the bundled `fashion` catalog): reviews, no user ids.
+
+Items are the Clothing IDs, titled by class, department and division ("Dresses — Dresses
+(General)"). Their document holds only those catalog fields: the pairs stage appends review text
+from the training split alone, so no test review leaks into what gets embedded. Interactions are
+the reviews (summary = review title, text = review body), with no user and no timestamp.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from pipelines.catalogs.readers import Field, read
+from pipelines.catalogs.source import Source, canonical, check_items, settings
+from pipelines.schemas import INTERACTIONS
+
+DEFAULTS = {"reviews": "womens_clothing_reviews.parquet", "document_max_chars": 1200}
+FIELDS = [
+    Field("Clothing ID", "int", required=True),
+    Field("Rating", "float", required=True),
+    Field("Title"),
+    Field("Review Text"),
+    Field("Division Name"),
+    Field("Department Name"),
+    Field("Class Name"),
+]
+
+
+def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
+    opts = settings(options, catalog, DEFAULTS)
+    reviews = read(raw / opts["reviews"], opts["reviews"], FIELDS, "interactions")
+    frame = reviews.frame.with_columns(item_id=pl.col("Clothing ID").cast(pl.String))
+    interactions = frame.select("row_ref", "item_id", rating="Rating", summary="Title", text="Review Text")
+    division, department, kind = pl.col("Division Name"), pl.col("Department Name"), pl.col("Class Name")
+    # An item is described by its first review that names each field (reviews agree in this file).
+    items = frame.group_by("item_id", maintain_order=True).agg(
+        pl.col("row_ref").first(), *(c.drop_nulls().first() for c in (division, department, kind)))
+    title = pl.format("{} — {} ({})", kind, department, division)
+    items = items.with_columns(
+        title=title,
+        categories=pl.concat_list(division, department, kind),
+        attributes=pl.struct(division=division, department=department, **{"class": kind}).struct.json_encode(),
+        document=title.str.slice(0, opts["document_max_chars"]),
+    )
+    kept, rejected = check_items(items, catalog)
+    return Source(
+        items=kept,
+        interactions=canonical(interactions, INTERACTIONS, f"{catalog} interactions"),
+        quarantine=pa.concat_tables([reviews.rejected, rejected]),
+        raw={"items": items.height, "interactions": reviews.count},
+    )

@@ -1,0 +1,208 @@
+"""Build a catalog's sharded HNSW index (serving.shards format) and tune its efSearch.
+
+Items go to shards by a stable hash of item_id; each shard is built by its own worker process, which
+reads its rows from the inputs on disk itself (so shards could as well build on separate machines).
+efSearch is tuned, not fixed: the smallest value on the grid whose recall@k against exact search
+reaches the target on held-out queries (a sample of training queries, never test queries).
+The index folder is written beside the target and swapped in only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.atomic import atomic_dir, atomic_path, write_json
+from pipelines.params import load_section
+from pipelines.schemas import DOCUMENTS, PAIRS, conform
+from serving.encoder import Encoder
+from serving.shards import (
+    METADATA,
+    ShardedIndex,
+    ShardEntry,
+    conform_metadata,
+    plan_shards,
+    write_manifest,
+    write_shard,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    shards: int
+    workers: int
+    m: int
+    ef_construction: int
+    recall_target: float
+    ef_search_grid: tuple[int, ...]
+    tune_k: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], source: str) -> IndexSettings:
+        settings = cls(shards=int(params["shards"]), workers=int(params["workers"]), m=int(params["m"]),
+                       ef_construction=int(params["ef_construction"]),
+                       recall_target=float(params["recall_target"]),
+                       ef_search_grid=tuple(sorted(int(ef) for ef in params["ef_search_grid"])),
+                       tune_k=int(params["tune_k"]))
+        if min(settings.shards, settings.workers, settings.m, settings.ef_construction, settings.tune_k) < 1:
+            raise ValueError(f"{source}: shards, workers, m, ef_construction and tune_k must be >= 1")
+        if not 0 < settings.recall_target <= 1 or not settings.ef_search_grid or settings.ef_search_grid[0] < 1:
+            raise ValueError(f"{source}: recall_target must be in (0, 1] and ef_search_grid positive")
+        return settings
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything one worker needs to build shard `shard`: paths and numbers only."""
+
+    folder: str
+    shard: int
+    n_shards: int
+    documents: str
+    embeddings: str
+    items: str
+    m: int
+    ef_construction: int
+    faiss_threads: int
+
+
+def metadata_for(item_ids: list[str], items: pa.Table, source: str) -> pa.Table:
+    """METADATA rows of `item_ids`, in that order, looked up in `items` (a table with its columns)."""
+    position = {item: row for row, item in enumerate(items.column("item_id").to_pylist())}
+    missing = [item for item in item_ids if item not in position]
+    if missing:
+        raise ValueError(f"{source}: {len(missing)} document item(s) have no item row, e.g. {missing[:5]}")
+    return conform_metadata(items.take([position[item] for item in item_ids]), source)
+
+
+def build_shard(job: ShardJob) -> ShardEntry:
+    faiss.omp_set_num_threads(job.faiss_threads)
+    item_ids = pq.read_table(job.documents, columns=["item_id"]).column("item_id").to_pylist()
+    rows = plan_shards(item_ids, job.n_shards)[job.shard]
+    vectors = np.load(job.embeddings, mmap_mode="r", allow_pickle=False)[rows]
+    items = pq.read_table(job.items, columns=METADATA.names)
+    metadata = metadata_for([item_ids[r] for r in rows], items, job.items)
+    entry = write_shard(job.folder, job.shard, vectors, metadata, job.m, job.ef_construction)
+    log.info("shard %d: %d items", job.shard, entry.count)
+    return entry
+
+
+def build_shards(folder: Path, documents: Path, embeddings: Path, items: Path, settings: IndexSettings) -> list[ShardEntry]:
+    workers = min(settings.workers, settings.shards)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    jobs = [ShardJob(str(folder), shard, settings.shards, str(documents), str(embeddings), str(items),
+                     settings.m, settings.ef_construction, threads) for shard in range(settings.shards)]
+    if workers == 1:
+        return [build_shard(job) for job in jobs]
+    # spawn: a forked child would inherit the parent's OpenMP state, which can deadlock FAISS
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(build_shard, jobs))
+
+
+def ann_recall(found_scores: np.ndarray, exact_scores: np.ndarray, tolerance: float = 1e-5) -> float:
+    """Mean share of the exact top-k that the ANN top-k matched, per query ((n, k) score arrays).
+
+    A hit counts when it scores at least the exact k-th score: an item tied with the k-th one is as
+    good an answer (identical documents are common in catalogs), so ties do not read as misses.
+    """
+    kth = exact_scores[:, -1:] - tolerance
+    wanted = np.isfinite(exact_scores).sum(axis=1)
+    matched = np.minimum((found_scores >= kth).sum(axis=1), wanted)
+    return float(np.mean(matched / np.maximum(wanted, 1)))
+
+
+def recall_curve(index: ShardedIndex, queries: np.ndarray, settings: IndexSettings) -> list[dict[str, float]]:
+    """ANN recall@tune_k against exact search, and search time, for every efSearch of the grid."""
+    key = f"recall_at_{settings.tune_k}"
+    exact = index.search(queries, settings.tune_k, exact=True).scores
+    curve = []
+    for ef in settings.ef_search_grid:
+        start = time.perf_counter()
+        found = index.with_ef_search(ef).search(queries, settings.tune_k).scores
+        ms = (time.perf_counter() - start) * 1e3 / len(queries)
+        curve.append({"ef_search": ef, key: ann_recall(found, exact), "ms_per_query": ms})
+    return curve
+
+
+def choose_ef_search(curve: list[dict[str, float]], key: str, target: float) -> int:
+    """The smallest efSearch whose recall reaches `target`; the largest tried when none does."""
+    reaching = [int(point["ef_search"]) for point in curve if point[key] >= target]
+    return min(reaching) if reaching else max(int(point["ef_search"]) for point in curve)
+
+
+def build_index(out: Path, documents: Path, embeddings: Path, items: Path, tune_queries: np.ndarray,
+                settings: IndexSettings) -> dict[str, Any]:
+    """Build, tune and write the index folder `out` (swapped in when complete); return the report."""
+    vectors = np.load(embeddings, mmap_mode="r", allow_pickle=False)
+    n_documents = pq.read_metadata(documents).num_rows
+    if vectors.ndim != 2 or len(vectors) != n_documents:
+        raise ValueError(f"{embeddings}: shape {vectors.shape} does not match {n_documents} documents in {documents}")
+    with atomic_dir(out) as tmp:
+        start = time.perf_counter()
+        entries = build_shards(tmp, documents, embeddings, items, settings)
+        build_s = time.perf_counter() - start
+        manifest = write_manifest(tmp, entries, dim=vectors.shape[1], ef_search=settings.ef_search_grid[-1],
+                                  m=settings.m, ef_construction=settings.ef_construction)
+        curve = recall_curve(ShardedIndex.open(tmp), tune_queries, settings)
+        key = f"recall_at_{settings.tune_k}"
+        ef_search = choose_ef_search(curve, key, settings.recall_target)
+        replace(manifest, ef_search=ef_search).write(tmp)
+    chosen = next(point for point in curve if point["ef_search"] == ef_search)
+    log.info("efSearch %d: %s %.4f (target %.2f)", ef_search, key, chosen[key], settings.recall_target)
+    return {"count": manifest.count, "shards": settings.shards, "dim": manifest.dim, "m": settings.m,
+            "ef_construction": settings.ef_construction, "build_s": build_s, "ef_search": ef_search,
+            "recall_target": settings.recall_target, key: chosen[key],
+            "target_met": chosen[key] >= settings.recall_target, "tune_queries": len(tune_queries), "curve": curve}
+
+
+def sample_queries(pairs: Path, limit: int, seed: int) -> list[str]:
+    """Up to `limit` distinct query texts of a pairs file, a seeded sample."""
+    queries = sorted(set(conform(pq.read_table(pairs), PAIRS, str(pairs)).column("query").to_pylist()))
+    rng = np.random.default_rng(seed)
+    return [queries[i] for i in sorted(rng.choice(len(queries), size=min(limit, len(queries)), replace=False))]
+
+
+def write_curve_csv(curve: list[dict[str, float]], path: Path) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(curve[0]))
+        writer.writeheader()
+        writer.writerows(curve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="semrec index", description=__doc__)
+    parser.add_argument("--documents", type=Path, required=True, help="pairs stage documents.parquet")
+    parser.add_argument("--embeddings", type=Path, required=True, help="embed stage .npy (row i = document i)")
+    parser.add_argument("--items", type=Path, required=True, help="ingest items.parquet (display fields)")
+    parser.add_argument("--queries", type=Path, required=True, help="pairs whose queries tune efSearch (train split)")
+    parser.add_argument("--encoder", type=Path, required=True, help="ONNX encoder folder for those queries")
+    parser.add_argument("--out", type=Path, required=True, help="index folder to write")
+    parser.add_argument("--report", type=Path, required=True, help="build + tuning figures (JSON, DVC metrics)")
+    parser.add_argument("--curve", type=Path, required=True, help="efSearch -> recall curve (CSV, DVC plot)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_section("index", args.params)
+    settings = IndexSettings.from_params(params, f"{args.params}: index")
+    conform(pq.read_table(args.documents), DOCUMENTS, str(args.documents))
+    texts = sample_queries(args.queries, int(params["tune_queries"]), int(params["seed"]))
+    tune_vectors = Encoder.load(args.encoder, "int8").encode(texts)
+    report = build_index(args.out, args.documents, args.embeddings, args.items, tune_vectors, settings)
+    write_curve_csv(report["curve"], args.curve)
+    write_json(report, args.report)
+    return 0

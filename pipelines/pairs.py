@@ -1,0 +1,259 @@
+"""pairs stage: (query, positive item) pairs, a leakage-free train/test split, and the documents to embed.
+
+    semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs [--extra-pairs F]
+
+Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queries`):
+- `reviews`: query = review summary + body of a positive review (rating >= min_rating, body of at least
+  `review_min_words` words); its hard test query is the summary alone, or the body's first
+  `hard_query_tokens` words when there is no summary (`test_hard.parquet`).
+- `co_liked` (no review text): query = the document of an item a user liked, positive = the next item
+  the same user liked (by time); at most `co_liked_per_user` pairs per user, `co_liked_max_pairs` in all.
+`--extra-pairs` adds pairs made elsewhere (e.g. synthetic conversational queries) in the PAIRS schema.
+
+Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.split): the
+review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
+both sides. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
+(catalogs whose items have no text of their own) it adds snippets of that item's TRAINING reviews only;
+the reviews so quoted are then dropped from the training queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.atomic import write_json, write_parquet
+from pipelines.params import load_section
+from pipelines.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
+from pipelines.split import is_test, normalise
+
+QuerySource = Literal["reviews", "co_liked"]
+
+
+@dataclass(frozen=True)
+class PairsParams:
+    seed: int
+    test_fraction: float
+    min_rating: float
+    queries: QuerySource
+    review_min_words: int
+    hard_query_tokens: int
+    co_liked_per_user: int
+    co_liked_max_pairs: int
+    document_review_chars: int
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any], catalog: str) -> PairsParams:
+        """Read `params.yaml` `pairs` for `catalog`, failing early on unknown catalogs and bad values."""
+        catalogs = section["catalogs"]
+        if catalog not in catalogs:
+            raise ValueError(f"params pairs.catalogs has no {catalog!r} (have: {', '.join(catalogs)})")
+        own = catalogs[catalog]
+        if own["queries"] not in get_args(QuerySource):
+            raise ValueError(f"pairs.catalogs.{catalog}.queries must be one of {get_args(QuerySource)}, "
+                             f"not {own['queries']!r}")
+        params = cls(seed=int(section["seed"]), test_fraction=float(section["test_fraction"]),
+                     min_rating=float(section["min_rating"]), queries=own["queries"],
+                     review_min_words=int(section["review_min_words"]),
+                     hard_query_tokens=int(section["hard_query_tokens"]),
+                     co_liked_per_user=int(section["co_liked_per_user"]),
+                     co_liked_max_pairs=int(section["co_liked_max_pairs"]),
+                     document_review_chars=int(own.get("document_review_chars", 0)))
+        if not 0 < params.test_fraction < 1:
+            raise ValueError(f"pairs.test_fraction must be in (0, 1), not {params.test_fraction}")
+        return params
+
+
+@dataclass(frozen=True)
+class Pair:
+    query_id: str
+    query: str
+    item_id: str
+    kind: str
+    group: str  # the leakage unit: pairs sharing a group are always split together
+    hard_query: str | None = None  # the short query for test_hard (reviews only)
+
+
+def review_query(summary: str, body: str) -> str:
+    if not summary:
+        return body
+    return f"{summary} {body}" if summary[-1] in ".!?" else f"{summary}. {body}"
+
+
+def review_pairs(interactions: Iterable[dict[str, Any]], params: PairsParams) -> list[Pair]:
+    pairs = []
+    for row in interactions:
+        body = (row["text"] or "").strip()
+        words = body.split()
+        if row["rating"] < params.min_rating or len(words) < params.review_min_words:
+            continue
+        summary = (row["summary"] or "").strip()
+        pairs.append(Pair(query_id=row["row_ref"], query=review_query(summary, body), item_id=row["item_id"],
+                          kind="review", group=normalise(body),
+                          hard_query=summary or " ".join(words[:params.hard_query_tokens])))
+    return pairs
+
+
+def co_liked_pairs(interactions: Iterable[dict[str, Any]], documents: dict[str, str],
+                   params: PairsParams) -> list[Pair]:
+    """Item-to-item pairs: each user's liked items in time order, consecutive ones paired (seeded sample)."""
+    liked: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for row in interactions:
+        if row["user_id"] is not None and row["rating"] >= params.min_rating:
+            liked[row["user_id"]].append((row["timestamp"] or 0, row["item_id"]))
+    chosen: dict[tuple[str, str], None] = {}  # an ordered set: a pair liked by several users counts once
+    for user in sorted(liked):
+        items = [item for _, item in sorted(liked[user])]
+        steps = [(a, b) for a, b in zip(items, items[1:]) if a != b]
+        rng = random.Random(f"{params.seed}:{user}")
+        chosen.update(dict.fromkeys(rng.sample(steps, min(params.co_liked_per_user, len(steps)))))
+    kept = list(chosen)
+    if len(kept) > params.co_liked_max_pairs:
+        kept = random.Random(params.seed).sample(kept, params.co_liked_max_pairs)
+    return [Pair(query_id=f"{a}>{b}", query=documents[a], item_id=b, kind="co_liked",
+                 group=normalise(documents[a])) for a, b in kept]
+
+
+def extra_pairs(table: pa.Table) -> list[Pair]:
+    return [Pair(query_id=r["query_id"], query=r["query"], item_id=r["item_id"], kind=r["kind"],
+                 group=normalise(r["query"])) for r in table.to_pylist()]
+
+
+def drop_duplicates(pairs: list[Pair]) -> list[Pair]:
+    """Keep the first of each (normalised query, item) pair."""
+    unique: dict[tuple[str, str], Pair] = {}
+    for pair in pairs:
+        unique.setdefault((normalise(pair.query), pair.item_id), pair)
+    return list(unique.values())
+
+
+def split(pairs: list[Pair], seed: int, test_fraction: float) -> tuple[list[Pair], list[Pair]]:
+    train, test = [], []
+    for pair in pairs:
+        (test if is_test(pair.group, seed, test_fraction) else train).append(pair)
+    return train, test
+
+
+def clip(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars` characters, at a word boundary where there is one."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
+def item_documents(items: list[dict[str, Any]], train: list[Pair],
+                   max_review_chars: int) -> tuple[list[dict[str, str]], set[str]]:
+    """Each item's document plus, when `max_review_chars` > 0, snippets of its training reviews; and the
+    groups (review bodies) quoted, which are then no training query: a query quoted in its own positive
+    document teaches the encoder string matching, not intent."""
+    reviews: dict[str, list[Pair]] = defaultdict(list)
+    if max_review_chars > 0:
+        for pair in train:
+            if pair.kind == "review":
+                reviews[pair.item_id].append(pair)
+    documents, quoted = [], set()
+    for item in items:
+        snippets: list[str] = []
+        for pair in reviews[item["item_id"]]:
+            if sum(len(s) + 3 for s in snippets) >= max_review_chars:
+                break
+            snippets.append(pair.query)
+            quoted.add(pair.group)
+        document = item["document"]
+        if snippets:
+            document += "\nReviews: " + clip(" | ".join(snippets), max_review_chars)
+        documents.append({"item_id": item["item_id"], "document": document})
+    return documents, quoted
+
+
+def check_items_known(item_ids: Iterable[tuple[str, str]], known: set[str], source: str) -> None:
+    """Fail on the first (ref, item_id) whose item is not in the catalog."""
+    for ref, item_id in item_ids:
+        if item_id not in known:
+            raise ValueError(f"{source}: row {ref!r} names item_id {item_id!r}, which items.parquet lacks")
+
+
+def pairs_table(pairs: list[Pair], hard: bool = False) -> pa.Table:
+    rows = [{"query_id": p.query_id, "query": p.hard_query if hard else p.query, "item_id": p.item_id,
+             "kind": p.kind} for p in pairs]
+    return pa.Table.from_pylist(rows, schema=PAIRS)
+
+
+def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], extra: list[Pair],
+          params: PairsParams) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """All outputs (name -> table) and the metrics, from already-validated inputs."""
+    documents = {item["item_id"]: item["document"] for item in items}
+    if params.queries == "reviews":
+        made = review_pairs(interactions, params)
+    else:
+        made = co_liked_pairs(interactions, documents, params)
+    pairs = drop_duplicates(sorted(made + extra, key=lambda p: p.query_id))  # row order must not matter
+    train, test = split(pairs, params.seed, params.test_fraction)
+    test_hard = [p for p in test if p.hard_query is not None]
+    item_docs, quoted = item_documents(items, train, params.document_review_chars)
+    train_all, train = train, [p for p in train if p.group not in quoted]
+    kinds = sorted({p.kind for p in pairs})
+    tables = {
+        "train": pairs_table(train),
+        "test": pairs_table(test),
+        "test_hard": pairs_table(test_hard, hard=True),
+        "documents": pa.Table.from_pylist(item_docs, schema=DOCUMENTS),
+    }
+    metrics = {
+        "items": len(items),
+        "interactions": len(interactions),
+        "pairs_made": len(made),
+        "pairs_extra": len(extra),
+        "duplicates_dropped": len(made) + len(extra) - len(pairs),
+        "train": len(train),
+        "test": len(test),
+        "test_hard": len(test_hard),
+        "test_share": round(len(test) / len(pairs), 4) if pairs else 0.0,
+        "train_by_kind": {k: sum(p.kind == k for p in train) for k in kinds},
+        "test_by_kind": {k: sum(p.kind == k for p in test) for k in kinds},
+        "train_quoted_in_documents": len(train_all) - len(train),
+        "documents_with_reviews": sum(d["document"] != i["document"] for d, i in zip(item_docs, items)),
+    }
+    return tables, metrics
+
+
+def read(path: Path, schema: pa.Schema) -> list[dict[str, Any]]:
+    return conform(pq.read_table(path), schema, str(path)).to_pylist()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="semrec pairs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--ingest", required=True, type=Path, help="folder with items/interactions.parquet")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--extra-pairs", type=Path, help="Parquet of more pairs in the PAIRS schema")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = PairsParams.from_section(load_section("pairs", args.params), args.catalog)
+
+    items = read(args.ingest / "items.parquet", ITEMS)
+    interactions = read(args.ingest / "interactions.parquet", INTERACTIONS)
+    known = {item["item_id"] for item in items}
+    check_items_known(((r["row_ref"], r["item_id"]) for r in interactions), known, "interactions.parquet")
+    extra = []
+    if args.extra_pairs:
+        extra = extra_pairs(conform(pq.read_table(args.extra_pairs), PAIRS, str(args.extra_pairs)))
+        check_items_known(((p.query_id, p.item_id) for p in extra), known, str(args.extra_pairs))
+
+    tables, metrics = build(items, interactions, extra, params)
+    for name, table in tables.items():
+        write_parquet(table, args.out / f"{name}.parquet")
+    write_json(metrics, args.out / "pairs.json")
+    print(f"pairs {args.catalog}: {metrics['train']} train, {metrics['test']} test, "
+          f"{metrics['test_hard']} test_hard, {metrics['duplicates_dropped']} duplicates dropped")
+    return 0

@@ -1,0 +1,167 @@
+"""train stage: fine-tune the bi-encoder on (query, item document) pairs.
+
+    semrec train --pairs data/fashion/pairs --out models/fashion/finetuned \
+                 --loss-csv reports/fashion/train_loss.csv
+
+MultipleNegativesRankingLoss (in-batch negatives, scale 1/temperature), AdamW with a linear schedule and
+10% warmup, gradient accumulation, and a no-duplicates batch sampler (a repeated text in a batch would be
+a false negative). CUDA with mixed precision when present, CPU otherwise. `lora: true` trains a LoRA
+adapter on the attention/dense layers of the params-selected architecture and merges it into the
+weights, so the output is a plain sentence-transformers folder either way. `hard_negatives: true` adds
+one mined hard negative per pair (`sentence_transformers.util.mine_hard_negatives`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+from datasets import Dataset
+from sentence_transformers import (
+    SentenceTransformer,
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+    mine_hard_negatives,
+)
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+from transformers import TrainerCallback
+
+from pipelines.atomic import atomic_dir, atomic_path
+from pipelines.params import load_section
+from pipelines.schemas import DOCUMENTS, PAIRS, conform
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    base_model: Path
+    seed: int
+    max_steps: int
+    batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    warmup_ratio: float
+    temperature: float
+    max_seq_length: int
+    lora: bool
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    lora_targets: dict[str, list[str]]  # by config.model_type
+    hard_negatives: bool
+    hard_negatives_range_min: int  # skip this many top-ranked candidates (likely unlabelled positives)
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any]) -> TrainParams:
+        fields = cls.__dataclass_fields__
+        unknown = sorted(set(section) - set(fields))
+        missing = sorted(set(fields) - set(section))
+        if unknown or missing:
+            raise ValueError(f"params train: unknown keys {unknown}, missing keys {missing}")
+        params = cls(**{**section, "base_model": Path(section["base_model"])})
+        if params.temperature <= 0 or params.max_steps < 1 or params.batch_size < 2:
+            raise ValueError("params train: need temperature > 0, max_steps >= 1, batch_size >= 2")
+        return params
+
+
+class LossLog(TrainerCallback):
+    """Collects (optimizer step, training loss) from the trainer's logs."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float]] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.rows.append((state.global_step, float(logs["loss"])))
+
+
+def training_dataset(pairs_dir: Path) -> tuple[Dataset, list[str]]:
+    """(anchor = query, positive = the item's document) for every training pair, and the corpus."""
+    pairs = conform(pq.read_table(pairs_dir / "train.parquet"), PAIRS, str(pairs_dir / "train.parquet"))
+    docs = conform(pq.read_table(pairs_dir / "documents.parquet"), DOCUMENTS, str(pairs_dir / "documents.parquet"))
+    document = dict(zip(docs["item_id"].to_pylist(), docs["document"].to_pylist()))
+    anchors = pairs["query"].to_pylist()
+    positives = [document[item_id] for item_id in pairs["item_id"].to_pylist()]
+    if not anchors:
+        raise ValueError(f"{pairs_dir / 'train.parquet'}: no training pairs")
+    return Dataset.from_dict({"anchor": anchors, "positive": positives}), list(document.values())
+
+
+def add_lora(model: SentenceTransformer, params: TrainParams) -> None:
+    """Wrap the transformer in a LoRA adapter targeting the architecture's projection layers."""
+    from peft import LoraConfig, get_peft_model
+
+    model_type = model[0].model.config.model_type
+    if model_type not in params.lora_targets:
+        raise ValueError(f"params train.lora_targets has no entry for architecture {model_type!r}")
+    config = LoraConfig(task_type="FEATURE_EXTRACTION", r=params.lora_r, lora_alpha=params.lora_alpha,
+                        lora_dropout=params.lora_dropout, target_modules=params.lora_targets[model_type])
+    model[0].model = get_peft_model(model[0].model, config)
+
+
+def merge_lora(model: SentenceTransformer) -> None:
+    model[0].model = model[0].model.merge_and_unload()
+
+
+def fit(model: SentenceTransformer, dataset: Dataset, params: TrainParams, output_dir: Path) -> list[tuple[int, float]]:
+    """Train `model` in place; return the loss curve."""
+    cuda = torch.cuda.is_available()
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir), max_steps=params.max_steps, per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.gradient_accumulation_steps, learning_rate=params.learning_rate,
+        warmup_steps=params.warmup_ratio, lr_scheduler_type="linear", optim="adamw_torch", seed=params.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES, use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(), fp16=cuda and not torch.cuda.is_bf16_supported(),
+        logging_steps=1, save_strategy="no", report_to="none", dataloader_drop_last=True,
+    )
+    loss = MultipleNegativesRankingLoss(model, scale=1.0 / params.temperature)
+    log = LossLog()
+    SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[log]).train()
+    return log.rows
+
+
+def train(pairs_dir: Path, params: TrainParams, out: Path) -> list[tuple[int, float]]:
+    """Fine-tune the base model on `pairs_dir`'s training pairs and save it to `out` (atomically)."""
+    torch.manual_seed(params.seed)
+    model = SentenceTransformer(str(params.base_model), device="cuda" if torch.cuda.is_available() else "cpu")
+    model.max_seq_length = params.max_seq_length
+    dataset, corpus = training_dataset(pairs_dir)
+    if params.hard_negatives:
+        dataset = mine_hard_negatives(dataset, model, corpus=corpus, range_min=params.hard_negatives_range_min,
+                                      num_negatives=1, sampling_strategy="top", output_format="triplet")
+    if params.lora:
+        add_lora(model, params)
+    with tempfile.TemporaryDirectory(prefix="semrec-train-") as work, atomic_dir(out) as tmp:
+        curve = fit(model, dataset, params, Path(work))
+        if params.lora:
+            merge_lora(model)
+        model.save(str(tmp))
+    return curve
+
+
+def write_curve(curve: list[tuple[int, float]], path: Path) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "loss"])
+        writer.writerows(curve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="semrec train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", required=True, type=Path, help="pairs folder (train.parquet, documents.parquet)")
+    parser.add_argument("--out", required=True, type=Path, help="output sentence-transformers folder")
+    parser.add_argument("--loss-csv", required=True, type=Path, help="training loss curve (step, loss)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = TrainParams.from_section(load_section("train", args.params))
+    curve = train(args.pairs, params, args.out)
+    write_curve(curve, args.loss_csv)
+    print(f"trained {args.out}: loss {curve[0][1]:.4f} -> {curve[-1][1]:.4f} over {curve[-1][0]} steps")
+    return 0

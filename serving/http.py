@@ -1,0 +1,102 @@
+"""HTTP API over a Reader (FastAPI): `semrec serve --root published --catalog fashion --port 8000`.
+
+    POST /search               {"text": "...", "k": 10, "mode": "dense"|"hybrid", "filters": {...}}
+    GET  /items/{id}/similar   ?k=10
+    GET  /healthz, /snapshot   liveness, and the snapshot being served
+    GET  /docs                 OpenAPI
+Bad input (k out of range, empty or long text, unknown filter fields, ...) is a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.filters import Filters, FilterError
+from serving.reader import LATEST, Reader
+from serving.snapshot import Hit
+
+MAX_K = 100
+MAX_TEXT_CHARS = 2000
+
+
+class SearchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    mode: Literal["dense", "hybrid"] = "dense"
+    filters: dict[str, Any] | None = Field(default=None, description=(
+        "hard filters (serving.filters.Filters): creator, categories (any of), year_min, year_max, "
+        "price_min, price_max; an unknown field is a 400"))
+
+
+class Results(BaseModel):
+    snapshot_id: str
+    items: list[Hit]
+
+
+def create_app(reader: Reader) -> FastAPI:
+    app = FastAPI(title="semrec", description="Semantic recommendation over a published snapshot.")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in err.errors()]
+        return JSONResponse(status_code=400, content={"detail": problems})
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "snapshot_id": reader.manifest.snapshot_id}
+
+    @app.get("/snapshot")
+    def snapshot() -> dict[str, Any]:
+        m = reader.manifest
+        return {"catalog": m.catalog, "snapshot_id": m.snapshot_id, "created_at": m.created_at,
+                "git_rev": m.git_rev, "embedding_model": m.embedding_model, "dim": m.dim,
+                "items": len(reader.snapshot.index), "bm25_weight": m.bm25_weight}
+
+    @app.post("/search", response_model=Results)
+    def search(body: SearchBody) -> Results:
+        snapshot = reader.snapshot  # one snapshot for the whole request, even if a refresh swaps it
+        try:
+            filters = Filters.parse(body.filters)
+        except FilterError as err:
+            raise HTTPException(status_code=400, detail=str(err)) from err
+        return Results(snapshot_id=snapshot.snapshot_id, items=snapshot.search(body.text, body.k, filters, body.mode))
+
+    @app.get("/items/{item_id}/similar", response_model=Results)
+    def similar(item_id: str, k: int = Query(default=10, ge=1, le=MAX_K)) -> Results:
+        snapshot = reader.snapshot
+        try:
+            hits = snapshot.more_like(item_id, k)
+        except KeyError as err:
+            raise HTTPException(status_code=404, detail=f"no item {item_id!r} in {snapshot.snapshot_id}") from err
+        return Results(snapshot_id=snapshot.snapshot_id, items=hits)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="semrec serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="published", help="fsspec URL of the published tree")
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--version", default=LATEST, help="a snapshot id, or 'latest' to follow LATEST")
+    parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help="check LATEST this often (0: never)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    reader = Reader.open(args.root, args.catalog, args.version, args.cache)
+    if args.poll_seconds > 0:
+        reader.start_polling(args.poll_seconds)
+    uvicorn.run(create_app(reader), host=args.host, port=args.port)
+    return 0

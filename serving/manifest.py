@@ -1,0 +1,140 @@
+"""The snapshot manifest: what a published snapshot holds, and the checksums that vouch for it.
+
+`manifest.json` is the last file a publisher writes, so a snapshot without one is incomplete. Every
+other file of the snapshot is listed with its byte size and sha256; a reader refuses any file that
+does not match, and any listed path that could escape the snapshot folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+class ManifestError(ValueError):
+    """A manifest (or a file it lists) is malformed, unsafe or does not match its checksum."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative POSIX path inside the snapshot folder
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    catalog: str
+    snapshot_id: str
+    created_at: str  # ISO 8601, UTC
+    git_rev: str
+    dvc_lock_sha256: str
+    embedding_model: str
+    dim: int
+    metric: str
+    ef_search: int
+    bm25_weight: float  # hybrid score = (1 - w) * dense + w * bm25, both min-max normalised
+    files: tuple[FileEntry, ...]
+    extra: dict[str, Any] = field(default_factory=dict)  # gate metric, hybrid validation, ...
+    format_version: int = FORMAT_VERSION
+
+    def file(self, path: str) -> FileEntry:
+        for entry in self.files:
+            if entry.path == path:
+                return entry
+        raise ManifestError(f"snapshot {self.snapshot_id}: manifest lists no file {path!r}")
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes | str, source: str = MANIFEST_NAME) -> Manifest:
+        """Parse and validate; `source` names the file in every error."""
+        try:
+            raw = json.loads(data)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{source}: not JSON: {err}") from err
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{source}: expected a JSON object")
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise ManifestError(
+                f"{source}: format_version {raw.get('format_version')!r}, this reader reads {FORMAT_VERSION}")
+        try:
+            files = tuple(FileEntry(**entry) for entry in raw.pop("files"))
+            manifest = cls(files=files, **raw)
+        except (KeyError, TypeError) as err:
+            raise ManifestError(f"{source}: missing or unknown field: {err}") from err
+        manifest.validate(source)
+        return manifest
+
+    def validate(self, source: str = MANIFEST_NAME) -> None:
+        check_name(self.catalog, f"{source}: catalog")
+        check_name(self.snapshot_id, f"{source}: snapshot_id")
+        if not isinstance(self.dim, int) or self.dim <= 0:
+            raise ManifestError(f"{source}: dim must be a positive integer, got {self.dim!r}")
+        if not 0.0 <= float(self.bm25_weight) <= 1.0:
+            raise ManifestError(f"{source}: bm25_weight must be in [0, 1], got {self.bm25_weight!r}")
+        seen: set[str] = set()
+        for entry in self.files:
+            check_relative_path(entry.path, source)
+            if entry.path in seen or entry.path == MANIFEST_NAME:
+                raise ManifestError(f"{source}: file {entry.path!r} listed twice or shadows the manifest")
+            seen.add(entry.path)
+            if not isinstance(entry.bytes, int) or entry.bytes < 0:
+                raise ManifestError(f"{source}: file {entry.path!r}: bad byte size {entry.bytes!r}")
+            if not isinstance(entry.sha256, str) or not _SHA256.match(entry.sha256):
+                raise ManifestError(f"{source}: file {entry.path!r}: bad sha256 {entry.sha256!r}")
+
+
+def check_name(name: object, what: str) -> str:
+    """A catalog or snapshot id: one safe path component."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise ManifestError(f"{what} {name!r} is not a safe name ([A-Za-z0-9._-], no leading dot)")
+    return name
+
+
+def check_relative_path(path: object, source: str) -> None:
+    """Refuse absolute paths, `..`, backslashes and empty parts: a listed file stays inside the snapshot."""
+    if (not isinstance(path, str) or path.startswith("/") or "\\" in path or "\0" in path
+            or re.match(r"^[A-Za-z]:", path) or any(part in {"", ".", ".."} for part in path.split("/"))):
+        raise ManifestError(f"{source}: unsafe file path {path!r} (must be relative, inside the snapshot)")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_folder(folder: str | Path) -> tuple[FileEntry, ...]:
+    """List every file under `folder` (sorted, relative POSIX paths) with its size and sha256."""
+    folder = Path(folder)
+    entries = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel != MANIFEST_NAME:
+            entries.append(FileEntry(rel, path.stat().st_size, sha256_file(path)))
+    return tuple(entries)
+
+
+def verify_file(path: str | Path, entry: FileEntry, snapshot_id: str) -> None:
+    """Raise ManifestError naming the file when its size or sha256 differs from the manifest."""
+    size = Path(path).stat().st_size
+    if size != entry.bytes:
+        raise ManifestError(f"snapshot {snapshot_id}: {entry.path}: {size} bytes, manifest says {entry.bytes}")
+    actual = sha256_file(path)
+    if actual != entry.sha256:
+        raise ManifestError(
+            f"snapshot {snapshot_id}: {entry.path}: sha256 {actual} does not match the manifest's {entry.sha256}")

@@ -1,0 +1,116 @@
+"""The thin reader downstream services use: open a published snapshot and query it.
+
+    reader = Reader.open("s3://bucket/published", "fashion")     # or a local folder; version="latest"
+    reader.search("flowy summer dress", k=10, filters={"categories": ["Dresses"]}, mode="hybrid")
+    reader.more_like("1078", k=5)
+    reader.start_polling(30)                                     # follow LATEST in the background
+
+`refresh()` pulls and verifies a newer LATEST, then swaps it in with one reference assignment:
+queries already running finish on the snapshot they started with, and a snapshot that fails
+verification is refused while the current one keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from serving.cache import default_cache_dir, pull
+from serving.filters import Filters
+from serving.manifest import Manifest, ManifestError, check_name
+from serving.snapshot import Hit, Mode, Snapshot
+from serving.store import Store
+
+log = logging.getLogger("semrec.reader")
+
+LATEST = "latest"
+
+
+class Reader:
+    def __init__(self, store: Store, catalog: str, snapshot: Snapshot, follow_latest: bool,
+                 cache_dir: Path, threads: int | None):
+        self.store = store
+        self.catalog = catalog
+        self.cache_dir = cache_dir
+        self.threads = threads
+        self.follow_latest = follow_latest
+        self._snapshot = snapshot
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    @classmethod
+    def open(cls, url: str, catalog: str, version: str = LATEST, cache_dir: str | Path | None = None,
+             threads: int | None = None) -> Reader:
+        """Open `version` (a snapshot id, or "latest" to follow LATEST) of `catalog` under the store `url`."""
+        store = Store(url)
+        check_name(catalog, "catalog")
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        snapshot_id = _live_id(store, catalog) if version == LATEST else check_name(version, "version")
+        snapshot = _load(store, catalog, snapshot_id, cache, threads)
+        return cls(store, catalog, snapshot, version == LATEST, cache, threads)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._snapshot.manifest
+
+    def search(self, text: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None,
+               mode: Mode = "dense") -> list[Hit]:
+        return self._snapshot.search(text, k, filters, mode)
+
+    def more_like(self, item_id: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None) -> list[Hit]:
+        return self._snapshot.more_like(item_id, k, filters)
+
+    def refresh(self) -> bool:
+        """Swap to LATEST if it moved; True when swapped. Raises (and keeps serving) on a bad snapshot."""
+        if not self.follow_latest:
+            return False
+        with self._refresh_lock:
+            snapshot_id = _live_id(self.store, self.catalog)
+            if snapshot_id == self._snapshot.snapshot_id:
+                return False
+            self._snapshot = _load(self.store, self.catalog, snapshot_id, self.cache_dir, self.threads)
+            log.info("now serving %s/%s", self.catalog, snapshot_id)
+            return True
+
+    def start_polling(self, interval_s: float) -> None:
+        """Call refresh() every `interval_s` seconds in a daemon thread, logging (not raising) failures."""
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, not {interval_s}")
+        if self._poller is not None:
+            raise RuntimeError("already polling")
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, args=(interval_s,), daemon=True, name="semrec-poll")
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
+            self._poller = None
+
+    def _poll(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.refresh()
+            except Exception:  # a bad snapshot must not stop polling; the current one keeps serving
+                log.exception("refresh of %s failed; still serving %s", self.catalog, self._snapshot.snapshot_id)
+
+
+def _live_id(store: Store, catalog: str) -> str:
+    pointer = store.latest(catalog)
+    if pointer is None:
+        raise ManifestError(f"{store.url}/{catalog}: nothing published yet (no LATEST)")
+    return pointer.snapshot_id
+
+
+def _load(store: Store, catalog: str, snapshot_id: str, cache_dir: Path, threads: int | None) -> Snapshot:
+    folder, manifest = pull(store, catalog, snapshot_id, cache_dir)
+    return Snapshot.open(folder, manifest, threads)

@@ -1,0 +1,127 @@
+"""One opened, verified snapshot folder, and the queries it answers.
+
+Layout (written by `semrec publish`, checked against manifest.json by serving.cache):
+  index/    the sharded HNSW index + metadata shards + id map (serving.shards)
+  encoder/  model_int8.onnx, tokenizer.json, encoder.json (serving.encoder)
+  bm25/     the BM25 index over the item documents, document g = global row g (shards in order)
+  metrics.json, manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pyarrow as pa
+
+from serving.encoder import Encoder
+from serving.filters import Filters
+from serving.hybrid import bm25_scores, candidate_count, lexical_top, load_bm25, rank_fused
+from serving.manifest import Manifest
+from serving.shards import Hits, ShardedIndex
+
+Mode = Literal["dense", "hybrid"]
+MODES: tuple[str, ...] = get_args(Mode)
+INDEX_DIR, ENCODER_DIR, BM25_DIR = "index", "encoder", "bm25"
+
+
+@dataclass(frozen=True)
+class Hit:
+    item_id: str
+    score: float
+    title: str
+    creator: str | None
+    categories: list[str] | None
+    year: int | None
+    price: float | None
+    url: str | None
+    attributes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hits_from(metadata: pa.Table, scores: np.ndarray) -> list[Hit]:
+    rows = metadata.to_pylist()
+    return [Hit(score=float(score), **{**row, "attributes": json.loads(row["attributes"] or "{}")})
+            for row, score in zip(rows, scores)]
+
+
+class Snapshot:
+    """A snapshot's index, encoder and BM25, memory-mapped; immutable, so safe to share across threads."""
+
+    def __init__(self, manifest: Manifest, index: ShardedIndex, encoder: Encoder, bm25: Any):
+        self.manifest = manifest
+        self.index = index
+        self.encoder = encoder
+        self.bm25 = bm25
+        counts = [shard.index.ntotal for shard in index.shards]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # global row of each shard's row 0
+
+    @classmethod
+    def open(cls, folder: str | Path, manifest: Manifest, threads: int | None = None) -> Snapshot:
+        folder = Path(folder)
+        return cls(manifest, ShardedIndex.open(folder / INDEX_DIR),
+                   Encoder.load(folder / ENCODER_DIR, "int8", threads), load_bm25(folder / BM25_DIR))
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.manifest.snapshot_id
+
+    def search(self, text: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None,
+               mode: Mode = "dense") -> list[Hit]:
+        """The top-k items for a natural-language query; never fewer than k when k items pass the filters."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        filters = filters if isinstance(filters, Filters) else Filters.parse(filters)
+        query = self.encoder.encode([text])[0]
+        allow = self._allow(filters)
+        if mode == "dense":
+            return self._hits(self._dense(query, k, allow), k)
+        return self._hybrid(text, query, k, allow)
+
+    def more_like(self, item_id: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None) -> list[Hit]:
+        """Items most similar to `item_id` (itself excluded); KeyError when the catalog lacks it."""
+        filters = filters if isinstance(filters, Filters) else Filters.parse(filters)
+        shard, row = self.index.locate(item_id)
+        allow = self._allow(filters) or [np.ones(s.index.ntotal, dtype=bool) for s in self.index.shards]
+        allow[shard] = allow[shard].copy()
+        allow[shard][row] = False
+        return self._hits(self._dense(self.index.vector(item_id), k, allow), k)
+
+    def _allow(self, filters: Filters) -> list[np.ndarray] | None:
+        return [filters.mask(shard.metadata) for shard in self.index.shards] if filters else None
+
+    def _dense(self, query: np.ndarray, k: int, allow: list[np.ndarray] | None) -> Hits:
+        """HNSW top-k; exact over the allowed rows when the filtered graph walk came back short."""
+        hits = self.index.search(query[None], k, allow)
+        available = len(self.index) if allow is None else int(sum(mask.sum() for mask in allow))
+        if len(hits.found(0)) < min(k, available):
+            hits = self.index.search(query[None], k, allow, exact=True)
+        return hits
+
+    def _hits(self, hits: Hits, k: int) -> list[Hit]:
+        found = hits.found(0)[:k]
+        return hits_from(self.index.metadata(hits.shards[0, found], hits.rows[0, found]), hits.scores[0, found])
+
+    def _hybrid(self, text: str, query: np.ndarray, k: int, allow: list[np.ndarray] | None) -> list[Hit]:
+        n = candidate_count(k)
+        dense = self._dense(query, n, allow)
+        found = dense.found(0)
+        dense_rows = self.offsets[dense.shards[0, found]] + dense.rows[0, found]
+        lexical = bm25_scores(self.bm25, text)
+        if allow is not None:
+            lexical = np.where(np.concatenate(allow), lexical, 0.0)
+        candidates = np.union1d(dense_rows, lexical_top(lexical, n))
+        shards = np.searchsorted(self.offsets, candidates, side="right") - 1
+        rows = candidates - self.offsets[shards]
+        known = dict(zip(dense_rows.tolist(), dense.scores[0, found].tolist()))
+        dense_scores = np.array([known[g] if g in known else float(self.index.shards[s].index.reconstruct(int(r)) @ query)
+                                 for g, s, r in zip(candidates.tolist(), shards.tolist(), rows.tolist())],
+                                dtype=np.float32)
+        order, fused = rank_fused(dense_scores, lexical[candidates], self.manifest.bm25_weight, k)
+        return hits_from(self.index.metadata(shards[order], rows[order]), fused)

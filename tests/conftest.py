@@ -1,0 +1,84 @@
+"""Shared fixtures: real S3-compatible servers for the publish/reader tests.
+
+- `s3_root`: a fresh bucket on a moto server (one per session, started here) -> "s3://<bucket>/published".
+- `ceph_root`: the same on the Ceph radosgw that `.ci/run` starts (`.ci/start_ceph.sh`, then
+  `source .ci/ceph.env`). In CI (CI set) a missing server FAILS the `ceph` tests; locally without
+  SEMREC_CEPH_ENDPOINT they are deselected.
+Credentials reach the code only through the standard AWS environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+CEPH_ENV = ("SEMREC_CEPH_ENDPOINT", "SEMREC_CEPH_ACCESS_KEY", "SEMREC_CEPH_SECRET_KEY")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("CI") or os.environ.get("SEMREC_CEPH_ENDPOINT"):
+        return
+    ceph = [item for item in items if item.get_closest_marker("ceph")]
+    if ceph:
+        config.hook.pytest_deselected(items=ceph)
+        items[:] = [item for item in items if not item.get_closest_marker("ceph")]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _bucket_root(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str, secret: str) -> str:
+    import boto3
+
+    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                        # pre-Squid radosgw rejects the CRC32 checksums newer botocore sends by default
+                        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+                        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"semrec-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/published"
+
+
+@pytest.fixture
+def s3_root(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    return _bucket_root(monkeypatch, moto_endpoint, "testing", "testing")
+
+
+@pytest.fixture
+def ceph_root(monkeypatch: pytest.MonkeyPatch) -> str:
+    missing = [name for name in CEPH_ENV if not os.environ.get(name)]
+    if missing:
+        pytest.fail(f"CI is set but {missing} are not: .ci/run must start Ceph radosgw (.ci/start_ceph.sh) "
+                    "and source .ci/ceph.env before the tests")
+    return _bucket_root(monkeypatch, *(os.environ[name] for name in CEPH_ENV))
+
+
+
+@pytest.fixture(scope="session")
+def fixture_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from snapshot_fixture import write_inputs
+
+    return write_inputs(tmp_path_factory.mktemp("inputs"))
+
+
+@pytest.fixture(scope="session")
+def published_root(fixture_inputs: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local published tree holding one snapshot of the tiny catalog (read-only: copy before changing)."""
+    root = str(tmp_path_factory.mktemp("published"))
+    from snapshot_fixture import publish_tiny
+
+    assert publish_tiny(fixture_inputs, root) == 0
+    return root

@@ -1,0 +1,153 @@
+"""A tiny, hand-checkable catalog and the publish inputs built from it (for publish/reader/HTTP tests).
+
+The encoder is a real ONNX graph in the reader's format (token ids -> embedding lookup -> masked mean
+-> L2 norm) over a word-level tokenizer where every known word has its own axis. So an item's vector
+is the normalised mean of its words' axes and the dense ranking can be worked out by hand. Words not
+in the encoder vocabulary (the product codes "sku77", "sku88") map to [UNK] = the zero vector: only
+BM25 sees them, which is what makes hybrid results differ from dense ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from onnx import TensorProto, helper
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+from pipelines import publish
+from serving.encoder import Encoder
+from serving.shards import plan_shards, write_manifest, write_shard
+from serving.store import Store
+
+WORDS = ["red", "blue", "green", "black", "white", "summer", "evening", "wool", "denim", "linen", "silk",
+         "dress", "sweater", "jeans", "jacket", "shirt", "trousers", "blouse", "coat", "warm", "party"]
+VOCAB = {"[PAD]": 0, "[UNK]": 1, **{word: i + 2 for i, word in enumerate(WORDS)}}
+DIM = len(WORDS)
+PUBLISH_PARAMS = {"publish": {"root": "unused", "keep": 3,
+                              "gate": {"metric": ["gate", "recall@10"], "tolerance": 0.02},
+                              "hybrid": {"weights": [0.0, 0.5, 1.0], "recall_at": 1, "validation_pairs": 100,
+                                         "test_pairs": 100, "seed": 1}}}
+
+# item_id, title, creator, categories, year, price, document (the text embedded and BM25-indexed)
+ITEMS = [
+    ("i01", "Red summer dress", "Alba", ["Dresses"], 2019, 80.0, "red summer dress"),
+    ("i02", "Red evening dress", "Bruno", ["Dresses"], 2020, 150.0, "red evening dress party"),
+    ("i03", "Blue summer dress", "Alba", ["Dresses"], 2021, 60.0, "blue summer dress"),
+    ("i04", "Red wool sweater", "Alba", ["Knits"], 2018, 90.0, "red wool sweater warm"),
+    ("i05", "Blue denim jeans", "Carla", ["Jeans"], 2020, 70.0, "blue denim jeans"),
+    ("i06", "Black denim jacket", "Carla", ["Jackets"], 2017, 120.0, "black denim jacket"),
+    ("i07", "Green linen shirt", "Bruno", ["Tops"], 2022, 45.0, "green linen shirt"),
+    ("i08", "White linen trousers", "Bruno", ["Pants"], 2021, 65.0, "white linen trousers sku77"),
+    ("i09", "Red silk blouse", "Dora", ["Tops", "Party"], 2016, 95.0, "red silk blouse party"),
+    ("i10", "Black wool coat", "Dora", ["Jackets"], 2015, 200.0, "black wool coat warm"),
+    ("i11", "Red denim jacket", "Carla", ["Jackets"], None, None, "red denim jacket coat sku88"),
+    ("i12", "White summer dress", "Dora", ["Dresses"], 2023, 110.0, "white summer dress"),
+]
+
+
+def write_encoder(folder: Path) -> Path:
+    """model_int8.onnx + tokenizer.json + encoder.json, loadable by serving.encoder.Encoder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = np.zeros((len(VOCAB), DIM), dtype=np.float32)
+    table[2:] = np.eye(DIM, dtype=np.float32)  # [PAD] and [UNK] stay zero
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["tokens"]),
+        helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
+        helper.make_node("Mul", ["tokens", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "seq"], ["summed"], keepdims=0),
+        helper.make_node("ReduceL2", ["summed"], ["norm"], axes=[-1], keepdims=1),  # axes: attribute until opset 18
+        helper.make_node("Max", ["norm", "eps"], ["safe"]),
+        helper.make_node("Div", ["summed", "safe"], ["embedding"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny-encoder",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])],
+        initializer=[helper.make_tensor("table", TensorProto.FLOAT, table.shape, table.ravel()),
+                     helper.make_tensor("last", TensorProto.INT64, [1], [-1]),
+                     helper.make_tensor("seq", TensorProto.INT64, [1], [1]),
+                     helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-12])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, folder / "model_int8.onnx")
+    tokenizer = Tokenizer(models.WordLevel(VOCAB, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "encoder.json").write_text(json.dumps(
+        {"model": "tiny-fixture", "dim": DIM, "max_seq_length": 32, "pooling": "mean"}))
+    return folder
+
+
+def items_table() -> pa.Table:
+    columns = list(zip(*ITEMS))
+    return pa.table({"item_id": columns[0], "title": columns[1], "creator": columns[2],
+                     "categories": pa.array(columns[3], pa.list_(pa.string())),
+                     "year": pa.array(columns[4], pa.int32()), "price": pa.array(columns[5], pa.float64()),
+                     "url": [None] * len(ITEMS), "attributes": ['{"material": "cloth"}'] * len(ITEMS),
+                     "document": columns[6]})
+
+
+def write_inputs(root: Path, recall_at_10: float = 0.5, n_shards: int = 2) -> dict[str, Path]:
+    """Everything `semrec publish` reads, for the tiny catalog: paths by CLI option name."""
+    encoder = write_encoder(root / "encoder")
+    items = items_table()
+    vectors = Encoder.load(encoder).encode(items.column("document").to_pylist())
+    index = root / "index"
+    entries = [write_shard(index, s, vectors[rows], items.take(rows), m=8, ef_construction=40)
+               for s, rows in enumerate(plan_shards(items.column("item_id").to_pylist(), n_shards))]
+    write_manifest(index, entries, dim=DIM, ef_search=16, m=8, ef_construction=40)
+    pq.write_table(items.select(["item_id", "document"]), root / "documents.parquet")
+    np.save(root / "embeddings.npy", vectors, allow_pickle=False)
+    # validation pairs: the product code is only visible to BM25, so hybrid must win on these
+    pq.write_table(pa.table({"query_id": ["q1", "q2", "q3"], "query": ["linen sku77", "jacket sku88", "warm coat"],
+                             "item_id": ["i08", "i11", "i10"], "kind": ["review"] * 3}), root / "validation.parquet")
+    metrics = root / "metrics.json"
+    metrics.write_text(json.dumps({"gate": {"recall@10": recall_at_10}}))
+    (root / "params.yaml").write_text(yaml.safe_dump(PUBLISH_PARAMS))
+    return {"index": index, "encoder": encoder, "documents": root / "documents.parquet",
+            "embeddings": root / "embeddings.npy", "validation": root / "validation.parquet", "metrics": metrics,
+            "params": root / "params.yaml"}
+
+
+def publish_tiny(inputs: dict[str, Path], root: str, *extra: str, recall: float | None = None) -> int:
+    """`semrec publish` of the tiny catalog into `root` (gate metric `recall`); returns the exit code."""
+    metrics = inputs["metrics"]
+    if recall is not None:
+        metrics = metrics.with_name(f"metrics-{recall}.json")
+        metrics.write_text(json.dumps({"gate": {"recall@10": recall}}))
+    argv = ["--catalog", "fashion", "--root", root, "--params", str(inputs["params"]), "--metrics", str(metrics),
+            "--test", str(inputs["validation"])]
+    for name in ("index", "encoder", "documents", "embeddings", "validation"):
+        argv += [f"--{name}", str(inputs[name])]
+    return publish.main(argv + list(extra))
+
+
+def publish_concurrently(inputs: dict[str, Path], root: str, recalls: tuple[float, float], monkeypatch) -> list[int]:
+    """Two publishes in threads, both past their read of LATEST before either swaps; their exit codes."""
+    both_read_latest = threading.Barrier(2, timeout=60)
+    swap = Store.swap_latest
+
+    def swap_after_both_read(self, *args):
+        both_read_latest.wait()  # each publisher has gated against the same live pointer by now
+        return swap(self, *args)
+
+    monkeypatch.setattr(Store, "swap_latest", swap_after_both_read)
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda r=r: codes.append(publish_tiny(inputs, root, recall=r)))
+               for r in recalls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return codes

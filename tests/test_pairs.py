@@ -1,0 +1,138 @@
+"""pairs: leakage-free, seeded split on real review and rating slices; documents carry no test review."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from pairs_slices import fashion_slice, movies_slice
+
+from pipelines import pairs
+from pipelines.pairs import PairsParams, build
+from pipelines.schemas import PAIRS
+from pipelines.split import normalise
+
+PARAMS = {"seed": 42, "test_fraction": 0.2, "min_rating": 4.0, "review_min_words": 20, "hard_query_tokens": 20,
+          "co_liked_per_user": 5, "co_liked_max_pairs": 150,
+          "catalogs": {"movies": {"queries": "co_liked"},
+                       "fashion": {"queries": "reviews", "document_review_chars": 1200}}}
+
+
+@pytest.fixture(scope="module")
+def fashion() -> tuple[list[dict], list[dict]]:
+    items, interactions = fashion_slice()
+    rows = interactions.to_pylist()
+    # the same review body posted twice, under another summary and item: it must stay on one side
+    rows += [dict(row, row_ref=f"copy:{i}", summary="Copy", item_id=rows[i + 1]["item_id"])
+             for i, row in enumerate(rows[:200])]
+    return items.to_pylist(), rows
+
+
+def bodies(table: pa.Table, interactions: list[dict]) -> set[str]:
+    body = {row["row_ref"]: normalise(row["text"] or "") for row in interactions}
+    return {body[ref] for ref in table["query_id"].to_pylist()}
+
+
+def test_review_split_shares_no_review_text_or_pair_and_documents_hold_no_test_review(fashion):
+    items, interactions = fashion
+    tables, metrics = build(items, interactions, [], PairsParams.from_section(PARAMS, "fashion"))
+    train, test = tables["train"], tables["test"]
+    assert train.num_rows > 150 and test.num_rows > 50
+    assert not bodies(train, interactions) & bodies(test, interactions)
+    as_pairs = lambda t: set(zip(map(normalise, t["query"].to_pylist()), t["item_id"].to_pylist()))  # noqa: E731
+    assert not as_pairs(train) & as_pairs(test)
+
+    documents = " ".join(" ".join(tables["documents"]["document"].to_pylist()).lower().split())
+    quoted = {b for b in map(normalise, (r["text"] or "" for r in interactions)) if b and b[:200] in documents}
+    assert len(quoted) > 50  # training reviews are quoted in documents ...
+    assert not quoted & bodies(test, interactions)  # ... test reviews never
+    assert not quoted & bodies(train, interactions)  # ... and a quoted review is no training query
+    assert metrics["train_quoted_in_documents"] > 0
+    assert tables["documents"]["item_id"].to_pylist() == [i["item_id"] for i in items]
+    assert metrics["documents_with_reviews"] > 0
+
+
+def test_hard_queries_are_the_summary_or_the_first_words_of_the_body(fashion):
+    items, interactions = fashion
+    tables, _ = build(items, interactions, [], PairsParams.from_section(PARAMS, "fashion"))
+    test, hard = tables["test"], tables["test_hard"]
+    assert hard["query_id"].to_pylist() == test["query_id"].to_pylist()
+    by_ref = {row["row_ref"]: row for row in interactions}
+    for query_id, query in zip(hard["query_id"].to_pylist(), hard["query"].to_pylist()):
+        row = by_ref[query_id]
+        assert query == ((row["summary"] or "").strip() or " ".join(row["text"].split()[:20]))
+        assert len(query.split()) <= 20 < len(row["text"].split())
+
+
+def test_split_is_seeded_and_independent_of_row_order(fashion):
+    items, interactions = fashion
+    params = PairsParams.from_section(PARAMS, "fashion")
+    shuffled = interactions[:]
+    random.Random(7).shuffle(shuffled)
+    first, _ = build(items, interactions, [], params)
+    again, _ = build(items, shuffled, [], params)
+    assert first["train"].num_rows > 0
+    for name in ("train", "test", "test_hard", "documents"):
+        assert first[name].equals(again[name])
+    other, _ = build(items, interactions, [], PairsParams.from_section(PARAMS | {"seed": 43}, "fashion"))
+    assert set(other["test"]["query_id"].to_pylist()) != set(first["test"]["query_id"].to_pylist())
+
+
+def test_co_liked_pairs_respect_caps_users_and_split_by_query():
+    items, interactions = movies_slice()
+    rows = interactions.to_pylist()
+    tables, metrics = build(items.to_pylist(), rows, [], PairsParams.from_section(PARAMS, "movies"))
+    train, test = tables["train"].to_pylist(), tables["test"].to_pylist()
+    assert len(train) + len(test) == PARAMS["co_liked_max_pairs"]
+    liked = defaultdict(set)
+    for row in rows:
+        if row["rating"] >= 4:
+            liked[row["item_id"]].add(row["user_id"])
+    document = {i["item_id"]: i["document"] for i in items.to_pylist()}
+    for pair in train + test:
+        anchor, positive = pair["query_id"].split(">")
+        assert pair["query"] == document[anchor] and pair["item_id"] == positive
+        assert liked[anchor] & liked[positive], "anchor and positive are liked by one user"
+    assert not {p["query"] for p in train} & {p["query"] for p in test}
+    assert metrics["test_hard"] == 0
+
+
+def write_ingest(folder: Path, items: pa.Table, interactions: pa.Table) -> None:
+    folder.mkdir(parents=True)
+    pq.write_table(items, folder / "items.parquet")
+    pq.write_table(interactions, folder / "interactions.parquet")
+
+
+def test_stage_adds_extra_pairs_and_refuses_unknown_items(tmp_path):
+    items, interactions = movies_slice(users=10)
+    write_ingest(tmp_path / "ingest", items, interactions)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pairs": PARAMS}))
+    item_id = items["item_id"][0].as_py()
+    extra = pa.Table.from_pylist([{"query_id": "s1", "query": "a feel-good movie for tonight", "item_id": item_id,
+                                   "kind": "synthetic"}], schema=PAIRS)
+    pq.write_table(extra, tmp_path / "extra.parquet")
+    argv = ["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
+            "--extra-pairs", str(tmp_path / "extra.parquet"), "--params", str(tmp_path / "params.yaml")]
+    assert pairs.main(argv) == 0
+    metrics = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
+    written = pq.read_table(tmp_path / "pairs" / "train.parquet").to_pylist() + pq.read_table(
+        tmp_path / "pairs" / "test.parquet").to_pylist()
+    assert metrics["pairs_extra"] == 1 and metrics["train"] + metrics["test"] == len(written)
+    assert {"query_id": "s1", "query": "a feel-good movie for tonight", "item_id": item_id,
+            "kind": "synthetic"} in written
+
+    pq.write_table(extra.set_column(2, "item_id", pa.array(["no-such-item"])), tmp_path / "extra.parquet")
+    with pytest.raises(ValueError, match="'s1' names item_id 'no-such-item'"):
+        pairs.main(argv)
+
+
+def test_unknown_query_source_is_refused_early():
+    bad = PARAMS | {"catalogs": {"fashion": {"queries": "clicks"}}}
+    with pytest.raises(ValueError, match="pairs.catalogs.fashion.queries must be one of"):
+        PairsParams.from_section(bad, "fashion")
