@@ -187,7 +187,7 @@ def latencies(reader: Reader, queries: list[str]) -> dict[str, dict[str, float]]
         "dense": summary(timed_ms(lambda t: reader.search(t, k=10), queries)),
         "encode": summary(timed_ms(lambda t: snapshot.encoder.encode([t]), queries)),
         "shards_search": summary(timed_ms(lambda v: snapshot.index.search(v[None], 10), list(vectors))),
-        "metadata": summary(timed_ms(lambda h: snapshot._hits(h, 10), hits)),
+        "metadata": summary(timed_ms(lambda h: snapshot.lookup(h, 10), hits)),
         "filter_department_20pct": summary(timed_ms(
             lambda t: reader.search(t, k=10, filters={"categories": ["Dresses"]}), queries)),
         "filter_brand_0.5pct": summary(timed_ms(
@@ -202,12 +202,14 @@ def latencies(reader: Reader, queries: list[str]) -> dict[str, dict[str, float]]
 def measure(n: int, args: argparse.Namespace, encoder: Path, queries: list[str]) -> dict[str, Any]:
     work = WORK / f"reader-{n}"
     run: dict[str, Any] = {"n": n, **build_and_publish(n, encoder, work, args.rebuild)}
+    run["load_average_before"] = os.getloadavg()[0]  # other jobs on the machine inflate the tails
     faiss.omp_set_num_threads(1)
     start = time.perf_counter()
     reader = Reader.open(str(work / "published"), CATALOG, cache_dir=work / "cache", threads=1)
     run["first_open_with_download_and_sha256_s"] = time.perf_counter() - start
     run["cold_open_from_cache"] = cold_opens(work / "published", work / "cache", queries[0], args.cold_repeats)
     run["latency_ms"] = latencies(reader, queries)
+    run["load_average_after"] = os.getloadavg()[0]
     snapshot_dir = work / "cache" / CATALOG / reader.manifest.snapshot_id
     run["snapshot_mb"] = sum(p.stat().st_size for p in snapshot_dir.rglob("*") if p.is_file()) / 2**20
     assert (snapshot_dir / MANIFEST_NAME).exists()
@@ -226,15 +228,16 @@ def markdown(runs: list[dict[str, Any]], args: argparse.Namespace, encoder: Path
         f"{GOAL['cold_open_s']} s. Other engineers' jobs shared the 2 cores: timings are noisy.",
         "",
         "| n | shards | efSearch | dense p50 ms | dense p99 ms | cold open s (median, max) | first query after open ms "
-        "| snapshot MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| snapshot MB | 1-min load average (before, after) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         dense, cold = run["latency_ms"]["dense"], run["cold_open_from_cache"]
         first = np.median([r["first_query_ms"] for r in cold["runs"]])
         lines.append(f"| {run['n']:,} | {run['publish']['shards']} | {run['publish']['ef_search']} | "
                      f"{dense['p50_ms']:.2f} | {dense['p99_ms']:.2f} | {cold['median_s']:.2f}, {cold['max_s']:.2f} | "
-                     f"{first:.1f} | {run['snapshot_mb']:.0f} |")
+                     f"{first:.1f} | {run['snapshot_mb']:.0f} | {run['load_average_before']:.1f}, "
+                     f"{run['load_average_after']:.1f} |")
     for run in runs:
         lines += ["", f"## n = {run['n']:,}: latency per path (ms)", "", "| path | p50 | p99 | mean |",
                   "|---|---|---|---|"]

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from pipelines.atomic import write_json, write_parquet
 from pipelines.beir import load_beir
-from pipelines.bootstrap import interval, paired_difference, resample_weights
+from pipelines.bootstrap import Interval, interval, paired_difference, resample_weights
 from pipelines.embed import embed_to_npy
 from pipelines.eval_report import SYSTEMS, markdown, plot_latency, plot_recall_curves, write_text
 from pipelines.index import IndexSettings, build_index
@@ -83,12 +83,13 @@ def bm25_rankings(documents: Sequence[str], doc_ids: Sequence[str], queries: Seq
             for docs, scores in zip(result.documents.tolist(), result.scores.tolist())]
 
 
-def sentence_transformer_vectors(folder: Path, texts: Sequence[str], batch_size: int) -> np.ndarray:
+def sentence_transformer_vectors(folder: Path, texts: Sequence[Sequence[str]], batch_size: int) -> list[np.ndarray]:
+    """L2-normalised embeddings of each list of `texts` with one load of the model in `folder`."""
     from sentence_transformers import SentenceTransformer  # heavy: only the catalog path needs torch
 
     model = SentenceTransformer(str(folder), device="cpu")
-    return model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=None).astype(np.float32)
+    return [model.encode(list(part), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                         show_progress_bar=None).astype(np.float32) for part in texts]
 
 
 def score_systems(rankings: dict[str, Rankings], queries: QuerySet, names: Sequence[str], resamples: int,
@@ -111,7 +112,7 @@ def score_systems(rankings: dict[str, Rankings], queries: QuerySet, names: Seque
     return out
 
 
-def flat_interval(name: str, found: Any) -> dict[str, float]:
+def flat_interval(name: str, found: Interval) -> dict[str, float]:
     """{"recall@10": mean, "recall@10_ci_low": ..., "recall@10_ci_high": ...}: flat numbers for DVC."""
     return {name: found.mean, f"{name}_ci_low": found.low, f"{name}_ci_high": found.high}
 
@@ -167,8 +168,7 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
     rankings: dict[str, Rankings] = {"bm25": bm25_rankings(texts, doc_ids, queries.texts, k)}
     cosine = {}
     for system, folder in (("zero_shot", args.base_model), ("fp32", args.finetuned)):
-        doc_vectors = sentence_transformer_vectors(folder, texts, batch)
-        query_vectors = sentence_transformer_vectors(folder, queries.texts, batch)
+        doc_vectors, query_vectors = sentence_transformer_vectors(folder, [texts, queries.texts], batch)
         rankings[system] = exact_rankings(doc_vectors, doc_ids, query_vectors, k)
         cosine[system] = relevant_cosine(query_vectors, doc_vectors, doc_row, queries, int(params["seed"]))
     embeddings = np.load(args.embeddings, mmap_mode="r", allow_pickle=False)
@@ -185,7 +185,7 @@ def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str,
     """Embed, index (with efSearch tuning) and search a BEIR dataset exactly as a catalog is."""
     data = load_beir(args.beir, args.split)
     settings = IndexSettings.from_params(params["beir"], f"{args.params}: evaluate.beir")
-    encoder = snapshot_encoder(args.snapshot, args.catalog) if args.snapshot else Encoder.load(args.encoder, "int8")
+    encoder = beir_encoder(args)
     k, batch = max_k(params), int(params["batch_size"])
     queries = QuerySet(data.queries, data.qrels)
     with tempfile.TemporaryDirectory(prefix="semrec-beir-") as tmp:
@@ -207,19 +207,19 @@ def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str,
                     "int8_hnsw": index.item_ids(index.search(query_vectors, k))}
         metrics = score_systems(rankings, queries, params["metrics"],
                                 **bootstrap_params(params, reference=params["beir"]["reference"]))
-        latency = latencies_ms(encoder, index, data.queries[:int(params["latency_queries"])], 10)
+        latency = latencies_ms(beir_encoder(args, threads=1), index, data.queries[:int(params["latency_queries"])], 10)
         context = {"dataset": str(args.beir), "documents": n, "ef_search": index_report["ef_search"],
                    "shards": settings.shards, "encoder": str(args.snapshot or args.encoder)}
         return finish(args.out, metrics, rankings, queries, params, latency, {}, context)
 
 
-def snapshot_encoder(url: str, catalog: str | None) -> Encoder:
-    """The INT8 encoder inside the live published snapshot of `catalog` under `url`."""
+def beir_encoder(args: argparse.Namespace, threads: int | None = None) -> Encoder:
+    """The INT8 encoder of --encoder, or the one inside the live snapshot of --catalog under --snapshot."""
+    if not args.snapshot:
+        return Encoder.load(args.encoder, "int8", threads)
     from serving.reader import Reader
 
-    if not catalog:
-        raise ValueError("--snapshot needs --catalog")
-    return Reader.open(url, catalog).snapshot.encoder
+    return Reader.open(args.snapshot, args.catalog, threads=threads).snapshot.encoder
 
 
 def max_k(params: dict[str, Any]) -> int:
@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.beir:
         if not (args.encoder or args.snapshot):
             parser.error("--beir needs --encoder or --snapshot")
+        if args.snapshot and not args.catalog:
+            parser.error("--snapshot needs --catalog")
         metrics = evaluate_beir(args, params)
     else:
         needed = ["documents", "pairs", "embeddings", "index", "base_model", "finetuned", "encoder"]

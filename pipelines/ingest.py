@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -44,7 +43,7 @@ class Ingested:
     counts: dict[str, Any]
 
 
-def check_engine(engine: str) -> Engine:
+def check_engine(engine: str | None) -> Engine:
     if engine not in get_args(Engine):
         raise ValueError(f"ingest engine: {engine!r} is not one of {list(get_args(Engine))}")
     return engine  # type: ignore[return-value]
@@ -52,21 +51,22 @@ def check_engine(engine: str) -> Engine:
 
 def table_counts(table: Table, raw: int, kept: int, quarantine: pa.Table) -> dict[str, Any]:
     """Rows left after each step and quarantined per reason code; fails if rows went missing."""
-    sources = quarantine.column("source").to_pylist()
-    reasons = quarantine.column("reason").to_pylist()
-    mine = [(s.split("/", 1)[1], r.split(":", 1)[0]) for s, r in zip(sources, reasons) if s.startswith(f"{table}/")]
-    per_step = Counter(step for step, _ in mine)
+    mine = pl.from_arrow(quarantine.select(["source", "reason"])).filter(
+        pl.col("source").str.starts_with(f"{table}/")).select(
+        step=pl.col("source").str.split_exact("/", 1).struct.field("field_1"),
+        code=pl.col("reason").str.split_exact(":", 1).struct.field("field_0"))
+    per_step = dict(mine.group_by("step").len().iter_rows())
     unknown = set(per_step) - set(TABLE_STEPS[table])
     if unknown:
         raise ValueError(f"{table}: quarantine rows from unknown step(s) {sorted(unknown)}")
     left, after = raw, {}
     for number, step in enumerate(TABLE_STEPS[table], start=1):
-        left -= per_step[step]
+        left -= per_step.get(step, 0)
         after[f"{number}_{step}"] = left  # numbered: JSON keys are written sorted
     if left != kept:
-        raise RuntimeError(f"{table}: {raw} raw rows but {kept} kept + {len(mine)} quarantined")
-    return {"raw": raw, "after": after, "kept": kept, "quarantined": len(mine),
-            "reasons": dict(sorted(Counter(code for _, code in mine).items()))}
+        raise RuntimeError(f"{table}: {raw} raw rows but {kept} kept + {mine.height} quarantined")
+    return {"raw": raw, "after": after, "kept": kept, "quarantined": mine.height,
+            "reasons": dict(sorted(mine.group_by("code").len().iter_rows()))}
 
 
 def ingest(catalog: str, raw: Path, params: dict[str, Any], engine: Engine | None = None) -> Ingested:
@@ -74,8 +74,8 @@ def ingest(catalog: str, raw: Path, params: dict[str, Any], engine: Engine | Non
     options = params.get("catalogs", {})
     if catalog not in options:
         raise KeyError(f"ingest.catalogs: no catalog {catalog!r} (have: {sorted(options)})")
-    rules = Rules.from_params(params["filters"])
-    engine = check_engine(engine or params["engine"])
+    rules = Rules.from_params(params.get("filters") or {})
+    engine = check_engine(engine or params.get("engine"))
     source = catalogs.load(catalog, raw, options[catalog])
     filtered = importlib.import_module(ENGINES[engine]).run(source.interactions, source.items["item_id"], rules)
     rejected = quarantine_frame(pl.from_arrow(filtered.rejected), "interactions", step=pl.col("_step"),

@@ -1,8 +1,9 @@
 """Polars ingest engine (the default): the rules of pipelines/filters.py as one lazy query.
 
 Each step marks the rows it rejects (`_step`, `_reason`) among the rows still alive, so one query
-yields both the kept rows and every rejected row with its reason. Window rules partition by
-"alive" too, so rows an earlier step rejected never count as duplicates or as a user's positives.
+yields both the kept rows and every rejected row with its reason, in source order (no step sorts).
+Window rules partition by "alive" too, so rows an earlier step rejected never count as duplicates
+or as a user's positives.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pipelines.filters import (
 from pipelines.schemas import INTERACTIONS, conform
 
 ALIVE = pl.col("_step").is_null()
+LATEST = 2**63 - 1
 TOKENS = pl.col("_tokens")
 
 
@@ -30,7 +32,12 @@ def reject(query: pl.LazyFrame, step: str, condition: pl.Expr, reason: pl.Expr |
 
 
 def detect(texts: pl.Series) -> pl.Series:
-    return pl.Series(languages(texts.to_list()), dtype=pl.String)
+    """Detected language per text, null where the text is null (a batch of rows)."""
+    present = texts.is_not_null()
+    if not present.any():
+        return pl.Series(texts.name, [None] * len(texts), dtype=pl.String)
+    detected = pl.Series(languages(texts.filter(present).to_list()), dtype=pl.String)
+    return pl.Series(texts.name, [None] * len(texts), dtype=pl.String).scatter(present.arg_true(), detected)
 
 
 def query(interactions: pl.LazyFrame, item_ids: pl.Series, rules: Rules) -> pl.LazyFrame:
@@ -40,16 +47,17 @@ def query(interactions: pl.LazyFrame, item_ids: pl.Series, rules: Rules) -> pl.L
     q = interactions.with_columns(_step=pl.lit(None, pl.String), _reason=pl.lit(None, pl.String), _tokens=tokens)
     q = reject(q, "rating", pl.col("rating") < rules.min_rating)
     q = reject(q, "tokens", (TOKENS > 0) & (TOKENS < rules.min_tokens))
-    q = reject(q, "item", ~pl.col("item_id").is_in(item_ids))
+    q = reject(q, "item", ~pl.col("item_id").is_in(item_ids.implode()))
     # Classify only the rows every cheap rule kept, in batches.
     q = q.with_columns(_lang=pl.when(ALIVE & (TOKENS > 0)).then(text)
                        .map_batches(detect, return_dtype=pl.String, is_elementwise=True))
     q = reject(q, "language", pl.col("_lang") != rules.language, pl.lit(WRONG_LANGUAGE) + pl.col("_lang"))
     has_user = pl.col("user_id").is_not_null()
-    q = q.sort("timestamp", ORDER, nulls_last=True)
-    q = reject(q, "duplicate", has_user & (pl.int_range(pl.len()).over("user_id", "item_id", ALIVE) > 0))
-    q = reject(q, "user_positives", has_user & (pl.len().over("user_id", ALIVE) < rules.min_user_positives))
-    return q.sort(ORDER)
+    # Position in (timestamp, file order), unknown timestamps last: filters.earliest_first's order.
+    q = q.with_columns(_earliest=pl.col("timestamp").fill_null(LATEST).rank("ordinal"))
+    earliest = pl.col("_earliest")
+    q = reject(q, "duplicate", has_user & (earliest != earliest.min().over("user_id", "item_id", ALIVE)))
+    return reject(q, "user_positives", has_user & (pl.len().over("user_id", ALIVE) < rules.min_user_positives))
 
 
 def run(interactions: pa.Table, item_ids: pa.Array, rules: Rules) -> Filtered:

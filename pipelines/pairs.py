@@ -4,11 +4,13 @@
 
 Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queries`):
 - `reviews`: query = review summary + body of a positive review (rating >= min_rating, body of at least
-  `review_min_words` words); its hard test query is the summary alone, or the body's first
-  `hard_query_tokens` words when there is no summary (`test_hard.parquet`).
+  `review_min_words` words); its hard form is the summary alone, or the body's first
+  `hard_query_tokens` words when there is no summary.
 - `co_liked` (no review text): query = the document of an item a user liked, positive = the next item
   the same user liked (by time); at most `co_liked_per_user` pairs per user, `co_liked_max_pairs` in all.
-`--extra-pairs` adds pairs made elsewhere (e.g. synthetic conversational queries) in the PAIRS schema.
+  Its hard form is the liked item's bare title.
+`--extra-pairs` adds pairs made elsewhere (e.g. synthetic conversational queries) in the PAIRS schema;
+they are their own hard form. `test_hard.parquet` = the test rows, each with its query's hard form.
 
 Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.split): the
 review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
@@ -79,7 +81,7 @@ class Pair:
     item_id: str
     kind: str
     group: str  # the leakage unit: pairs sharing a group are always split together
-    hard_query: str | None = None  # the short query for test_hard (reviews only)
+    hard_query: str  # the short form of the query, for test_hard
 
 
 def review_query(summary: str, body: str) -> str:
@@ -102,29 +104,32 @@ def review_pairs(interactions: Iterable[dict[str, Any]], params: PairsParams) ->
     return pairs
 
 
-def co_liked_pairs(interactions: Iterable[dict[str, Any]], documents: dict[str, str],
+def co_liked_pairs(interactions: Iterable[dict[str, Any]], items: dict[str, dict[str, Any]],
                    params: PairsParams) -> list[Pair]:
-    """Item-to-item pairs: each user's liked items in time order, consecutive ones paired (seeded sample)."""
+    """Item-to-item pairs: each user's liked items in time order, consecutive ones paired (seeded sample).
+
+    The query is the anchor item's document; its hard form is the anchor's bare title."""
     liked: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for row in interactions:
         if row["user_id"] is not None and row["rating"] >= params.min_rating:
             liked[row["user_id"]].append((row["timestamp"] or 0, row["item_id"]))
     chosen: dict[tuple[str, str], None] = {}  # an ordered set: a pair liked by several users counts once
     for user in sorted(liked):
-        items = [item for _, item in sorted(liked[user])]
-        steps = [(a, b) for a, b in zip(items, items[1:]) if a != b]
+        in_time_order = [item for _, item in sorted(liked[user])]
+        steps = [(a, b) for a, b in zip(in_time_order, in_time_order[1:]) if a != b]
         rng = random.Random(f"{params.seed}:{user}")
         chosen.update(dict.fromkeys(rng.sample(steps, min(params.co_liked_per_user, len(steps)))))
     kept = list(chosen)
     if len(kept) > params.co_liked_max_pairs:
         kept = random.Random(params.seed).sample(kept, params.co_liked_max_pairs)
-    return [Pair(query_id=f"{a}>{b}", query=documents[a], item_id=b, kind="co_liked",
-                 group=normalise(documents[a])) for a, b in kept]
+    return [Pair(query_id=f"{a}>{b}", query=items[a]["document"], item_id=b, kind="co_liked",
+                 group=normalise(items[a]["document"]), hard_query=items[a]["title"]) for a, b in kept]
 
 
 def extra_pairs(table: pa.Table) -> list[Pair]:
+    """Pairs made elsewhere (synthetic conversational queries: already short, their own hard form)."""
     return [Pair(query_id=r["query_id"], query=r["query"], item_id=r["item_id"], kind=r["kind"],
-                 group=normalise(r["query"])) for r in table.to_pylist()]
+                 group=normalise(r["query"]), hard_query=r["query"]) for r in table.to_pylist()]
 
 
 def drop_duplicates(pairs: list[Pair]) -> list[Pair]:
@@ -191,21 +196,19 @@ def pairs_table(pairs: list[Pair], hard: bool = False) -> pa.Table:
 def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], extra: list[Pair],
           params: PairsParams) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     """All outputs (name -> table) and the metrics, from already-validated inputs."""
-    documents = {item["item_id"]: item["document"] for item in items}
     if params.queries == "reviews":
         made = review_pairs(interactions, params)
     else:
-        made = co_liked_pairs(interactions, documents, params)
+        made = co_liked_pairs(interactions, {item["item_id"]: item for item in items}, params)
     pairs = drop_duplicates(sorted(made + extra, key=lambda p: p.query_id))  # row order must not matter
     train, test = split(pairs, params.seed, params.test_fraction)
-    test_hard = [p for p in test if p.hard_query is not None]
     item_docs, quoted = item_documents(items, train, params.document_review_chars)
     train_all, train = train, [p for p in train if p.group not in quoted]
     kinds = sorted({p.kind for p in pairs})
     tables = {
         "train": pairs_table(train),
         "test": pairs_table(test),
-        "test_hard": pairs_table(test_hard, hard=True),
+        "test_hard": pairs_table(test, hard=True),
         "documents": pa.Table.from_pylist(item_docs, schema=DOCUMENTS),
     }
     metrics = {
@@ -216,7 +219,6 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], extra
         "duplicates_dropped": len(made) + len(extra) - len(pairs),
         "train": len(train),
         "test": len(test),
-        "test_hard": len(test_hard),
         "test_share": round(len(test) / len(pairs), 4) if pairs else 0.0,
         "train_by_kind": {k: sum(p.kind == k for p in train) for k in kinds},
         "test_by_kind": {k: sum(p.kind == k for p in test) for k in kinds},
@@ -255,5 +257,5 @@ def main(argv: list[str] | None = None) -> int:
         write_parquet(table, args.out / f"{name}.parquet")
     write_json(metrics, args.out / "pairs.json")
     print(f"pairs {args.catalog}: {metrics['train']} train, {metrics['test']} test, "
-          f"{metrics['test_hard']} test_hard, {metrics['duplicates_dropped']} duplicates dropped")
+          f"{metrics['duplicates_dropped']} duplicates dropped")
     return 0

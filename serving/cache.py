@@ -52,6 +52,16 @@ def pull(store: Store, catalog: str, snapshot_id: str, cache_dir: str | Path) ->
     return folder, manifest
 
 
+def evict(cache_dir: str | Path, catalog: str, keep: set[str]) -> list[str]:
+    """Delete cached snapshots of `catalog` not in `keep`. Safe under running queries on POSIX: files
+    that are memory-mapped stay readable until unmapped."""
+    folder = Path(cache_dir) / catalog
+    doomed = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in keep]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return sorted(p.name for p in doomed)
+
+
 def _cached_manifest(folder: Path) -> Manifest:
     manifest = Manifest.from_json((folder / MANIFEST_NAME).read_bytes(), str(folder / MANIFEST_NAME))
     for entry in manifest.files:

@@ -29,8 +29,10 @@ class Filters:
     price_max: float | None = None
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None) -> Filters:
+    def parse(cls, raw: Filters | Mapping[str, Any] | None) -> Filters:
         """Build from a JSON-like mapping; unknown fields and bad values raise FilterError naming them."""
+        if isinstance(raw, Filters):
+            return raw
         raw = dict(raw or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
@@ -61,22 +63,32 @@ class Filters:
 
     def mask(self, table: pa.Table) -> np.ndarray:
         """Boolean mask of the rows of a metadata table (columns creator, categories, year, price)."""
-        keep = pa.array(np.ones(table.num_rows, dtype=bool))
+        keep = np.ones(table.num_rows, dtype=bool)
         if self.creator is not None:
-            keep = pc.and_(keep, pc.equal(table["creator"], self.creator))
+            keep &= _true(pc.equal(table["creator"], self.creator))
         if self.categories:
-            categories = table["categories"].combine_chunks()
-            hits = pc.is_in(pc.list_flatten(categories), value_set=pa.array(self.categories))
-            rows = pc.list_parent_indices(categories).to_numpy()
-            any_hit = np.zeros(table.num_rows, dtype=bool)
-            any_hit[rows[hits.to_numpy(zero_copy_only=False)]] = True
-            keep = pc.and_(keep, pa.array(any_hit))
+            keep &= np.concatenate([self._any_category(chunk) for chunk in table["categories"].chunks]
+                                   or [np.zeros(0, dtype=bool)])
         for column, low, high in (("year", self.year_min, self.year_max), ("price", self.price_min, self.price_max)):
             if low is not None:
-                keep = pc.and_(keep, pc.greater_equal(table[column], low))
+                keep &= _true(pc.greater_equal(table[column], low))
             if high is not None:
-                keep = pc.and_(keep, pc.less_equal(table[column], high))
-        return pc.fill_null(keep, False).to_numpy(zero_copy_only=False)
+                keep &= _true(pc.less_equal(table[column], high))
+        return keep
+
+    def _any_category(self, lists: pa.ListArray) -> np.ndarray:
+        values = pc.list_flatten(lists)
+        hit = np.zeros(len(values), dtype=bool)
+        for category in self.categories:  # equal per category: much faster than is_in on strings
+            hit |= _true(pc.equal(values, category))
+        rows = np.zeros(len(lists), dtype=bool)
+        rows[pc.list_parent_indices(lists).to_numpy()[hit]] = True
+        return rows
+
+
+def _true(condition: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow result as numpy, null (a missing value) counting as False."""
+    return pc.fill_null(condition, False).to_numpy(zero_copy_only=False)
 
 
 def _typed(name: str, value: Any, kind: type | tuple[type, ...]) -> Any:

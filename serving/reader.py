@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from serving.cache import default_cache_dir, pull
+from serving.cache import default_cache_dir, evict, pull
 from serving.filters import Filters
 from serving.manifest import Manifest, ManifestError, check_name
 from serving.snapshot import Hit, Mode, Snapshot
@@ -76,8 +76,10 @@ class Reader:
             snapshot_id = _live_id(self.store, self.catalog)
             if snapshot_id == self._snapshot.snapshot_id:
                 return False
+            previous = self._snapshot.snapshot_id
             self._snapshot = _load(self.store, self.catalog, snapshot_id, self.cache_dir, self.threads)
             log.info("now serving %s/%s", self.catalog, snapshot_id)
+            evict(self.cache_dir, self.catalog, keep={snapshot_id, previous})  # the previous: a quick rollback
             return True
 
     def start_polling(self, interval_s: float) -> None:

@@ -77,21 +77,19 @@ class Snapshot:
         """The top-k items for a natural-language query; never fewer than k when k items pass the filters."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        filters = filters if isinstance(filters, Filters) else Filters.parse(filters)
         query = self.encoder.encode([text])[0]
-        allow = self._allow(filters)
+        allow = self._allow(Filters.parse(filters))
         if mode == "dense":
-            return self._hits(self._dense(query, k, allow), k)
+            return self.lookup(self._dense(query, k, allow), k)
         return self._hybrid(text, query, k, allow)
 
     def more_like(self, item_id: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None) -> list[Hit]:
         """Items most similar to `item_id` (itself excluded); KeyError when the catalog lacks it."""
-        filters = filters if isinstance(filters, Filters) else Filters.parse(filters)
         shard, row = self.index.locate(item_id)
-        allow = self._allow(filters) or [np.ones(s.index.ntotal, dtype=bool) for s in self.index.shards]
+        allow = self._allow(Filters.parse(filters)) or [np.ones(s.index.ntotal, dtype=bool) for s in self.index.shards]
         allow[shard] = allow[shard].copy()
         allow[shard][row] = False
-        return self._hits(self._dense(self.index.vector(item_id), k, allow), k)
+        return self.lookup(self._dense(self.index.vector(item_id), k, allow), k)
 
     def _allow(self, filters: Filters) -> list[np.ndarray] | None:
         return [filters.mask(shard.metadata) for shard in self.index.shards] if filters else None
@@ -104,7 +102,8 @@ class Snapshot:
             hits = self.index.search(query[None], k, allow, exact=True)
         return hits
 
-    def _hits(self, hits: Hits, k: int) -> list[Hit]:
+    def lookup(self, hits: Hits, k: int) -> list[Hit]:
+        """The metadata of the first k found hits of query 0, as Hit records."""
         found = hits.found(0)[:k]
         return hits_from(self.index.metadata(hits.shards[0, found], hits.rows[0, found]), hits.scores[0, found])
 
@@ -120,8 +119,12 @@ class Snapshot:
         shards = np.searchsorted(self.offsets, candidates, side="right") - 1
         rows = candidates - self.offsets[shards]
         known = dict(zip(dense_rows.tolist(), dense.scores[0, found].tolist()))
-        dense_scores = np.array([known[g] if g in known else float(self.index.shards[s].index.reconstruct(int(r)) @ query)
+        dense_scores = np.array([known[g] if g in known else self._score(query, s, r)  # BM25-only candidates
                                  for g, s, r in zip(candidates.tolist(), shards.tolist(), rows.tolist())],
                                 dtype=np.float32)
         order, fused = rank_fused(dense_scores, lexical[candidates], self.manifest.bm25_weight, k)
         return hits_from(self.index.metadata(shards[order], rows[order]), fused)
+
+    def _score(self, query: np.ndarray, shard: int, row: int) -> float:
+        """Exact dense score of one stored item."""
+        return float(self.index.shards[shard].index.reconstruct(row) @ query)

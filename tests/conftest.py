@@ -48,7 +48,7 @@ def _bucket_root(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str, secre
                         "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}.items():
         monkeypatch.setenv(name, value)
     bucket = f"semrec-test-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    boto3.session.Session().client("s3").create_bucket(Bucket=bucket)  # a fresh session reads the env again
     return f"s3://{bucket}/published"
 
 

@@ -48,13 +48,16 @@ def test_malformed_files_are_named(tmp_path, file, line, expected):
         load_beir(tmp_path / "ds")
 
 
-def test_evaluate_beir_end_to_end(tmp_path):
+def run_beir(tmp_path: Path, *encoder_args: str) -> dict:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    encoder = write_encoder(tmp_path / "encoder")
-    out = tmp_path / "report"
-    assert evaluate.main(["--beir", str(TINY), "--encoder", str(encoder), "--out", str(out),
+    assert evaluate.main(["--beir", str(TINY), *encoder_args, "--out", str(tmp_path / "report"),
                           "--params", str(tmp_path / "params.yaml")]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    return json.loads((tmp_path / "report" / "metrics.json").read_text())
+
+
+def test_evaluate_beir_end_to_end(tmp_path):
+    metrics = run_beir(tmp_path, "--encoder", str(write_encoder(tmp_path / "encoder")))
+    out = tmp_path / "report"
     assert metrics["queries"] == 3 and metrics["documents"] == 8
     # q1 "red dress": d1 (red2 summer2 dress2, cos .816) > d8 (red2 evening2 dress2 party1, .784): both
     # relevant, d1 (grade 2) first -> R@1 .5, nDCG 1. q2 "warm coat": only d3 -> R@1 1. q3 "denim":
@@ -70,6 +73,13 @@ def test_evaluate_beir_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "| fine-tuned, INT8 ONNX + sharded HNSW (shipped) | 0.6667 [" in report
     assert (out / "recall_curves.png").stat().st_size > 0 and (out / "latency.png").stat().st_size > 0
+
+
+def test_evaluate_beir_with_a_published_snapshots_encoder(published_root, tmp_path):
+    # the tiny catalog's snapshot ships the same tiny encoder: same dense results as --encoder
+    metrics = run_beir(tmp_path, "--snapshot", published_root, "--catalog", "fashion")
+    assert metrics["int8_hnsw"]["recall@1"] == pytest.approx(2 / 3)
+    assert metrics["encoder"] == published_root
 
 
 def test_beir_needs_an_encoder(tmp_path, capsys):

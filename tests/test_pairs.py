@@ -87,7 +87,7 @@ def test_split_is_seeded_and_independent_of_row_order(fashion):
 def test_co_liked_pairs_respect_caps_users_and_split_by_query():
     items, interactions = movies_slice()
     rows = interactions.to_pylist()
-    tables, metrics = build(items.to_pylist(), rows, [], PairsParams.from_section(PARAMS, "movies"))
+    tables, _ = build(items.to_pylist(), rows, [], PairsParams.from_section(PARAMS, "movies"))
     train, test = tables["train"].to_pylist(), tables["test"].to_pylist()
     assert len(train) + len(test) == PARAMS["co_liked_max_pairs"]
     liked = defaultdict(set)
@@ -100,7 +100,10 @@ def test_co_liked_pairs_respect_caps_users_and_split_by_query():
         assert pair["query"] == document[anchor] and pair["item_id"] == positive
         assert liked[anchor] & liked[positive], "anchor and positive are liked by one user"
     assert not {p["query"] for p in train} & {p["query"] for p in test}
-    assert metrics["test_hard"] == 0
+    title = {i["item_id"]: i["title"] for i in items.to_pylist()}
+    hard = tables["test_hard"].to_pylist()
+    assert [(p["query_id"], p["item_id"]) for p in hard] == [(p["query_id"], p["item_id"]) for p in test]
+    assert [p["query"] for p in hard] == [title[p["query_id"].split(">")[0]] for p in test]
 
 
 def write_ingest(folder: Path, items: pa.Table, interactions: pa.Table) -> None:

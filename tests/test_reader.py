@@ -156,6 +156,8 @@ def test_hot_swap_under_concurrent_queries_drops_nothing(fixture_inputs, tmp_pat
             thread.join()
     assert failures == []
     assert len(served) == 3  # queries ran on all three snapshots
+    cached = {p.name for p in (tmp_path / "cache" / "fashion").iterdir()}
+    assert reader.manifest.snapshot_id in cached and len(cached) == 2  # the oldest was evicted
     assert pinned.refresh() is False and pinned.manifest.snapshot_id != reader.manifest.snapshot_id  # pinned
 
 

@@ -1,0 +1,128 @@
+"""Encoder benchmark: PyTorch FP32 vs ONNX FP32 vs ONNX INT8, at 1 and 2 threads, side by side.
+
+    python bench/encoder.py [--quick] [--model models/fashion/finetuned] [--encoder models/fashion/onnx]
+
+Batch-1 query latency (p50/p99 over real test queries) and documents/s at batch 32 (real documents).
+Each query is timed on every variant in turn, so background load hits all variants alike. Writes
+bench/results/encoder.json and .md. Goals: INT8 >= 6x faster than PyTorch FP32 at batch 1 on one
+thread, INT8 p50 <= 2 ms (MiniLM), INT8 file <= 1/3.5 of FP32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from sentence_transformers import SentenceTransformer
+
+from serving.encoder import Encoder, model_file
+
+Embed = Callable[[list[str], int], np.ndarray]
+THREADS = (1, 2)
+
+
+def variants(model_dir: Path, encoder_dir: Path) -> dict[tuple[str, int], Embed]:
+    """(variant, threads) -> embed(texts, batch_size)."""
+    model = SentenceTransformer(str(model_dir), device="cpu")
+
+    def pytorch(threads: int) -> Embed:
+        def embed(texts: list[str], batch_size: int) -> np.ndarray:
+            torch.set_num_threads(threads)
+            return model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+        return embed
+
+    def onnx(variant: str, threads: int) -> Embed:
+        encoder = Encoder.load(encoder_dir, variant, threads=threads)  # type: ignore[arg-type]
+        return lambda texts, batch_size: encoder.encode(texts, batch_size=batch_size)
+
+    table: dict[tuple[str, int], Embed] = {}
+    for threads in THREADS:
+        table[("pytorch_fp32", threads)] = pytorch(threads)
+        table[("onnx_fp32", threads)] = onnx("fp32", threads)
+        table[("onnx_int8", threads)] = onnx("int8", threads)
+    return table
+
+
+def latencies(embeds: dict[tuple[str, int], Embed], queries: list[str], warmup: int) -> dict[tuple[str, int], np.ndarray]:
+    """Batch-1 latency in ms of every variant on every query, interleaved."""
+    for query in queries[:warmup]:
+        for embed in embeds.values():
+            embed([query], 1)
+    times: dict[tuple[str, int], list[float]] = {key: [] for key in embeds}
+    for query in queries:
+        for key, embed in embeds.items():
+            start = time.perf_counter()
+            embed([query], 1)
+            times[key].append((time.perf_counter() - start) * 1000)
+    return {key: np.array(values) for key, values in times.items()}
+
+
+def throughput(embed: Embed, documents: list[str]) -> float:
+    start = time.perf_counter()
+    embed(documents, 32)
+    return len(documents) / (time.perf_counter() - start)
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# Encoder benchmark ({result['model']})", "",
+             f"{result['queries']} batch-1 queries, {result['documents']} documents at batch 32; "
+             f"load average before/after: {result['loadavg_before']} / {result['loadavg_after']}.", "",
+             "| variant | threads | p50 ms | p99 ms | docs/s (batch 32) |", "|---|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['variant']} | {row['threads']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                     f"{row['docs_per_s']:.1f} |")
+    goals = result["goals"]
+    lines += ["", f"- INT8 vs PyTorch FP32, batch 1, 1 thread: {goals['int8_speedup_1_thread']:.1f}x "
+                  f"(goal >= 6x: {'met' if goals['int8_speedup_met'] else 'NOT met'})",
+              f"- INT8 p50, 1 thread: {goals['int8_p50_ms_1_thread']:.2f} ms "
+              f"(goal <= 2 ms: {'met' if goals['int8_p50_met'] else 'NOT met'})",
+              f"- model files: FP32 {result['model_fp32_bytes'] / 1e6:.1f} MB, INT8 {result['model_int8_bytes'] / 1e6:.1f} MB, "
+              f"ratio {goals['size_ratio']:.2f} (goal >= 3.5: {'met' if goals['size_ratio_met'] else 'NOT met'})", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("models/fashion/finetuned"))
+    parser.add_argument("--encoder", type=Path, default=Path("models/fashion/onnx"))
+    parser.add_argument("--queries", type=Path, default=Path("data/fashion/pairs/test_hard.parquet"))
+    parser.add_argument("--documents", type=Path, default=Path("data/fashion/pairs/documents.parquet"))
+    parser.add_argument("--quick", action="store_true", help="30 queries and 64 documents: a smoke run")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args(argv)
+    n_queries, n_documents, warmup = (30, 64, 5) if args.quick else (300, 512, 20)
+
+    queries = pq.read_table(args.queries)["query"].to_pylist()[:n_queries]
+    documents = pq.read_table(args.documents)["document"].to_pylist()[:n_documents]
+    loadavg_before = round(os.getloadavg()[0], 2)
+    embeds = variants(args.model, args.encoder)
+    times = latencies(embeds, queries, warmup)
+    rows = [{"variant": variant, "threads": threads, "p50_ms": float(np.percentile(times[(variant, threads)], 50)),
+             "p99_ms": float(np.percentile(times[(variant, threads)], 99)),
+             "docs_per_s": throughput(embed, documents)} for (variant, threads), embed in embeds.items()]
+    p50 = {(r["variant"], r["threads"]): r["p50_ms"] for r in rows}
+    sizes = {f"model_{v}_bytes": (args.encoder / model_file(v)).stat().st_size for v in ("fp32", "int8")}
+    speedup = p50[("pytorch_fp32", 1)] / p50[("onnx_int8", 1)]
+    size_ratio = sizes["model_fp32_bytes"] / sizes["model_int8_bytes"]
+    result = {"model": str(args.model), "encoder": str(args.encoder), "queries": len(queries),
+              "documents": len(documents), "quick": args.quick, "cpu_count": os.cpu_count(),
+              "loadavg_before": loadavg_before, "loadavg_after": round(os.getloadavg()[0], 2), "rows": rows, **sizes,
+              "goals": {"int8_speedup_1_thread": speedup, "int8_speedup_met": speedup >= 6,
+                        "int8_p50_ms_1_thread": p50[("onnx_int8", 1)], "int8_p50_met": p50[("onnx_int8", 1)] <= 2,
+                        "size_ratio": size_ratio, "size_ratio_met": size_ratio >= 3.5}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "encoder.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (args.out / "encoder.md").write_text(markdown(result), encoding="utf-8")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""Test helpers for ingest: filter params and small real slices of the bundled raw data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = ROOT / "data" / "raw"
+FIXTURES = ROOT / "tests" / "fixtures"
+FILTERS = {"min_rating": 4, "min_tokens": 5, "language": "en", "min_user_positives": 3}
+
+
+def ingest_params(catalog: str, options: dict[str, Any], engine: str = "polars") -> dict[str, Any]:
+    """An `ingest:` params section with one catalog."""
+    return {"engine": engine, "filters": dict(FILTERS), "catalogs": {catalog: options}}
+
+
+def real_raw_slice(folder: Path, ratings: int = 2500, reviews: int = 2000, rerated: int = 300) -> Path:
+    """A raw folder of real data cut short: the first `ratings` MovieLens ratings plus `rerated` of
+    them rated again (earlier, or at the same second: the duplicate rule's hard cases), the first
+    `reviews` clothing reviews, and the full OMDb and Wikipedia files (linked, read-only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    movielens = pl.read_parquet(RAW / "movielens_latest_small.parquet").head(ratings)
+    again = movielens.gather_every(ratings // rerated).with_columns(
+        timestamp=pl.col("timestamp") - pl.int_range(pl.len()) % 2 * 1000)
+    pl.concat([movielens, again]).write_parquet(folder / "movielens_latest_small.parquet")
+    pl.read_parquet(RAW / "womens_clothing_reviews.parquet").head(reviews).write_parquet(
+        folder / "womens_clothing_reviews.parquet")
+    for name in ("omdb_movies.db", "wikipedia_movie_summaries.json"):
+        (folder / name).symlink_to(RAW / name)
+    return folder

@@ -1,0 +1,85 @@
+"""The filter rules (pipelines/filters.py) and their Polars spelling agree row by row."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from ingest_slices import FILTERS
+from pipelines import ingest_polars
+from pipelines.filters import (
+    ORDER, TOKEN_PATTERN, Rules, earliest_first, language_reason, languages, row_rejection, token_count,
+)
+from pipelines.ingest import check_engine
+from pipelines.schemas import INTERACTIONS
+
+RULES = Rules.from_params(FILTERS)
+TRICKY = ["", "one", "two  words", "tab\tand\nnewline\r\n", "nbsp\u00a0joins", "em\u2003space",
+          "unit\x1fsep", "  lead and trail  ", "emoji 🙂 counts", "ünïcödé wörds hère"]
+
+
+def test_tokens_are_counted_the_same_by_python_and_polars():
+    polars_counts = pl.Series(TRICKY).str.count_matches(TOKEN_PATTERN).to_list()
+    assert polars_counts == [token_count(None, t) for t in TRICKY]
+    assert token_count("two words", None) + token_count(None, "and three more") == token_count("two words",
+                                                                                                 "and three more")
+
+
+def row(**values) -> dict:
+    base = {"row_ref": "f:1", "user_id": "u", "item_id": "i", "rating": 5.0, "timestamp": 1, "summary": None,
+            "text": None, ORDER: 0}
+    return {**base, **values}
+
+
+def test_row_rules_in_order_and_rows_without_text_skip_the_token_rule():
+    assert row_rejection(row(rating=3.5, text="too short"), RULES, known_item=False) == "rating"
+    assert row_rejection(row(text="too short"), RULES, known_item=False) == "tokens"
+    assert row_rejection(row(summary="Great", text="fits well, true to size"), RULES, known_item=False) == "item"
+    assert row_rejection(row(), RULES, known_item=True) is None  # a rating with no text
+    assert row_rejection(row(rating=4.0, summary="Great", text="fits well, true to size"), RULES, True) is None
+
+
+def test_language_reason_names_the_detected_language():
+    detected = languages([None, "This dress fits perfectly and the fabric is soft.",
+                          "Cette robe est magnifique et la taille est parfaite."])
+    assert detected == [None, "en", "fr"]
+    assert [language_reason(d, RULES) for d in detected] == [None, None, "wrong_language: fr"]
+
+
+def test_earliest_first_orders_by_time_then_file_order_with_unknown_times_last():
+    rows = [row(timestamp=None, **{ORDER: 0}), row(timestamp=5, **{ORDER: 3}), row(timestamp=5, **{ORDER: 1}),
+            row(timestamp=2, **{ORDER: 2})]
+    assert [r[ORDER] for r in sorted(rows, key=earliest_first)] == [2, 1, 3, 0]
+
+
+def test_polars_duplicate_rule_keeps_the_earliest_and_ties_by_file_order():
+    table = pa.Table.from_pylist([
+        row(row_ref="f:1", timestamp=9), row(row_ref="f:2", timestamp=3), row(row_ref="f:3", timestamp=3),
+        row(row_ref="f:4", timestamp=None), row(row_ref="f:5", item_id="j", timestamp=None),
+        row(row_ref="f:6", item_id="j", timestamp=None), row(row_ref="f:7", user_id=None, timestamp=1),
+        row(row_ref="f:8", user_id=None, timestamp=1),
+    ], schema=INTERACTIONS)
+    rules = Rules.from_params({**FILTERS, "min_user_positives": 1})
+    result = ingest_polars.run(table, pa.array(["i", "j"]), rules)
+    assert result.kept.column("row_ref").to_pylist() == ["f:2", "f:5", "f:7", "f:8"]
+    assert result.rejected.column("_step").to_pylist() == ["duplicate"] * 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"min_ratings": 4}, "unknown key"),
+    ({"min_tokens": "5"}, "min_tokens"),
+    ({"min_user_positives": True}, "min_user_positives"),
+    ({"language": "english"}, "not a py3langid language"),
+])
+def test_bad_filter_params_are_refused_by_name(change, message):
+    params = {**FILTERS, **change}
+    if "min_ratings" in change:
+        params.pop("min_rating")
+    with pytest.raises(ValueError, match=message):
+        Rules.from_params(params)
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="'spark' is not one of"):
+        check_engine("spark")
