@@ -46,6 +46,7 @@ class IntentParams:
     lora_r: int
     lora_alpha: int
     lora_targets: list[str]
+    lora_layers: int  # adapt the top N decoder layers (0: all)
     max_new_tokens: int
     eval_clean: int  # test queries scored (0: all)
     eval_noisy: int
@@ -87,33 +88,53 @@ def encode_example(tokenizer: Any, row: dict[str, Any]) -> tuple[list[int], list
     return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
 
 
+def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-pad so every answer ends at the last position (the loss then needs only the last logits)."""
+    width = max(len(ids) for ids, _ in examples)
+    pads = [width - len(ids) for ids, _ in examples]
+    mask = torch.tensor([[0] * pad + [1] * len(ids) for pad, (ids, _) in zip(pads, examples)])
+    return {"input_ids": torch.tensor([[pad_id] * pad + ids for pad, (ids, _) in zip(pads, examples)]),
+            "attention_mask": mask, "position_ids": (mask.cumsum(1) - 1).clamp(min=0),
+            "labels": torch.tensor([[-100] * pad + labels for pad, (_, labels) in zip(pads, examples)])}
+
+
+def answer_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Next-token loss over the answer tokens, computing vocabulary logits only where they count."""
+    labels = batch["labels"]
+    keep = int((labels != -100).sum(1).max())
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], logits_to_keep=keep + 1, use_cache=False).logits
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, -keep:].flatten(),
+                                             ignore_index=-100)
+
+
 def train_lora(model: Any, tokenizer: Any, train: list[dict[str, Any]], params: IntentParams,
                loss_log: Path) -> Any:
-    """Train a LoRA adapter for `params.steps` steps, merge it, return the plain merged model."""
+    """Train a LoRA adapter for `params.steps` steps, merge it, return the plain merged model.
+
+    Only the top `lora_layers` layers get adapters, so the backward pass stops there."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(params.seed)
-    model = get_peft_model(model, LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=0.0,
-                                             target_modules=params.lora_targets, task_type="CAUSAL_LM"))
+    layers = model.config.num_hidden_layers
+    top = range(layers - params.lora_layers, layers) if 0 < params.lora_layers < layers else None
+    model = get_peft_model(model, LoraConfig(
+        r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=0.0, target_modules=params.lora_targets,
+        layers_to_transform=list(top) if top else None, task_type="CAUSAL_LM"))
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / params.steps)
     examples = [encode_example(tokenizer, row) for row in train]
     order = random.Random(params.seed)
-    batches: list[int] = []
+    queue: list[int] = []
     with atomic_path(loss_log) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", "loss"])
         for step in range(1, params.steps + 1):
-            if len(batches) < params.batch_size:
-                batches += order.sample(range(len(examples)), len(examples))
-            chosen, batches = batches[:params.batch_size], batches[params.batch_size:]
-            width = max(len(examples[i][0]) for i in chosen)
-            ids = torch.tensor([examples[i][0] + [tokenizer.pad_token_id] * (width - len(examples[i][0]))
-                                for i in chosen])
-            labels = torch.tensor([examples[i][1] + [-100] * (width - len(examples[i][1])) for i in chosen])
-            mask = torch.tensor([[1] * len(examples[i][0]) + [0] * (width - len(examples[i][0])) for i in chosen])
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            if len(queue) < params.batch_size:
+                queue += order.sample(range(len(examples)), len(examples))
+            chosen, queue = queue[:params.batch_size], queue[params.batch_size:]
+            loss = answer_loss(model, collate([examples[i] for i in chosen], tokenizer.pad_token_id))
             loss.backward()
             optimizer.step()
             schedule.step()

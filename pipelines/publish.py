@@ -182,10 +182,11 @@ def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str,
         shutil.copy2(encoder_dir / name, folder / ENCODER_DIR / name)
     shutil.copy2(metrics, folder / METRICS_NAME)
     index = ShardedIndex.open(folder / INDEX_DIR)
-    missing = sorted(set(global_item_ids(index)) - set(documents))
+    ids = global_item_ids(index)
+    missing = sorted(set(ids) - set(documents))
     if missing:
         raise KeyError(f"{index_dir}: {len(missing)} indexed item(s) have no document, e.g. {missing[:5]}")
-    save_bm25(build_bm25([documents[i] for i in global_item_ids(index)]), folder / BM25_DIR)
+    save_bm25(build_bm25([documents[i] for i in ids]), folder / BM25_DIR)
     return index
 
 

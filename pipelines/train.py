@@ -93,6 +93,13 @@ def training_dataset(pairs_dir: Path) -> tuple[Dataset, list[str]]:
     return Dataset.from_dict({"anchor": anchors, "positive": positives}), list(document.values())
 
 
+def with_hard_negatives(dataset: Dataset, model: SentenceTransformer, corpus: list[str], range_min: int) -> Dataset:
+    """(anchor, positive, negative) triplets: the negative is the corpus document the model ranks highest
+    for the anchor after skipping the `range_min` nearest (likely unlabelled positives)."""
+    return mine_hard_negatives(dataset, model, corpus=corpus, range_min=range_min, num_negatives=1,
+                               sampling_strategy="top", output_format="triplet")
+
+
 def add_lora(model: SentenceTransformer, params: TrainParams) -> None:
     """Wrap the transformer in a LoRA adapter targeting the architecture's projection layers."""
     from peft import LoraConfig, get_peft_model
@@ -133,8 +140,7 @@ def train(pairs_dir: Path, params: TrainParams, out: Path) -> list[tuple[int, fl
     model.max_seq_length = params.max_seq_length
     dataset, corpus = training_dataset(pairs_dir)
     if params.hard_negatives:
-        dataset = mine_hard_negatives(dataset, model, corpus=corpus, range_min=params.hard_negatives_range_min,
-                                      num_negatives=1, sampling_strategy="top", output_format="triplet")
+        dataset = with_hard_negatives(dataset, model, corpus, params.hard_negatives_range_min)
     if params.lora:
         add_lora(model, params)
     with tempfile.TemporaryDirectory(prefix="semrec-train-") as work, atomic_dir(out) as tmp:

@@ -88,8 +88,11 @@ class Encoder:
         options.inter_op_num_threads = 1
         if threads is not None:
             options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(folder / model_file(variant)), options,
-                                       providers=["CPUExecutionProvider"])
+        path = folder / model_file(variant)
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        graph_dim = session.get_outputs()[0].shape[-1]
+        if graph_dim != config.dim:
+            raise ValueError(f"{path}: the graph's output has dimension {graph_dim}, {CONFIG_FILE} says {config.dim}")
         return cls(session, load_tokenizer(folder / TOKENIZER_FILE, config.max_seq_length), config)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

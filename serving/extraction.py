@@ -1,6 +1,6 @@
 """What a conversational request asks for: an intent and the entities it names, as strict JSON.
 
-    {"intent": "recommend", "titles": ["Heat"], "genres": [], "people": [], "themes": []}
+    {"intent":"recommend","titles":["Heat"],"genres":[],"people":[],"themes":[]}
 
 `parse` turns a model's raw output into an `Extraction` that always holds: malformed JSON is
 repaired (closed, or read field by field), wrong types are dropped, and when nothing can be read the
@@ -20,7 +20,7 @@ INTENTS: tuple[Intent, ...] = get_args(Intent)
 FIELDS = ("titles", "genres", "people", "themes")
 FALLBACK_INTENT: Intent = "recommend"
 
-_CLOSINGS = ("", "}", "]}", '"]}', '"}', '", "genres": [], "people": [], "themes": []}')
+_CLOSINGS = ("", "}", "]}", '"]}', '"}')
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Extraction:
 
     def to_json(self) -> str:
         return json.dumps({"intent": self.intent, **{f: list(getattr(self, f)) for f in FIELDS}},
-                          ensure_ascii=False)
+                          ensure_ascii=False, separators=(",", ":"))
 
 
 def _load_object(text: str) -> dict | None:

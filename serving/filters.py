@@ -61,34 +61,60 @@ class Filters:
     def __bool__(self) -> bool:
         return self != Filters()
 
-    def mask(self, table: pa.Table) -> np.ndarray:
-        """Boolean mask of the rows of a metadata table (columns creator, categories, year, price)."""
-        keep = np.ones(table.num_rows, dtype=bool)
+    def mask(self, columns: FilterColumns) -> np.ndarray:
+        """Boolean mask of the rows of one metadata shard that pass every filter."""
+        keep = np.ones(columns.rows, dtype=bool)
         if self.creator is not None:
-            keep &= _true(pc.equal(table["creator"], self.creator))
+            keep &= columns.creator_codes == columns.creators.get(self.creator, -2)  # -2 matches no row
         if self.categories:
-            keep &= np.concatenate([self._any_category(chunk) for chunk in table["categories"].chunks]
-                                   or [np.zeros(0, dtype=bool)])
-        for column, low, high in (("year", self.year_min, self.year_max), ("price", self.price_min, self.price_max)):
-            if low is not None:
-                keep &= _true(pc.greater_equal(table[column], low))
-            if high is not None:
-                keep &= _true(pc.less_equal(table[column], high))
+            hit = np.zeros(len(columns.category_codes), dtype=bool)
+            for category in self.categories:  # a few == beat np.isin here by ~10x
+                hit |= columns.category_codes == columns.categories.get(category, -2)
+            rows = np.zeros(columns.rows, dtype=bool)
+            rows[columns.category_rows[hit]] = True
+            keep &= rows
+        with np.errstate(invalid="ignore"):  # NaN (no value) fails every bound
+            for values, low, high in ((columns.year, self.year_min, self.year_max),
+                                      (columns.price, self.price_min, self.price_max)):
+                if low is not None:
+                    keep &= values >= low
+                if high is not None:
+                    keep &= values <= high
         return keep
 
-    def _any_category(self, lists: pa.ListArray) -> np.ndarray:
-        values = pc.list_flatten(lists)
-        hit = np.zeros(len(values), dtype=bool)
-        for category in self.categories:  # equal per category: much faster than is_in on strings
-            hit |= _true(pc.equal(values, category))
-        rows = np.zeros(len(lists), dtype=bool)
-        rows[pc.list_parent_indices(lists).to_numpy()[hit]] = True
-        return rows
+
+@dataclass(frozen=True)
+class FilterColumns:
+    """One metadata shard's filterable columns as numpy arrays (built once), so a filter costs a few
+    vectorised comparisons instead of string compares over Arrow columns on every query."""
+
+    rows: int
+    creator_codes: np.ndarray  # int32 code per row, -1 where null
+    creators: dict[str, int]  # creator -> code
+    category_codes: np.ndarray  # int32 code per (row, category) entry, lists flattened
+    category_rows: np.ndarray  # the row of each flattened entry
+    categories: dict[str, int]
+    year: np.ndarray  # float64, NaN where null
+    price: np.ndarray
+
+    @classmethod
+    def of(cls, table: pa.Table) -> FilterColumns:
+        creator_codes, creators = _codes(table["creator"].combine_chunks())
+        lists = table["categories"].combine_chunks()
+        category_codes, categories = _codes(pc.list_flatten(lists))
+        return cls(rows=table.num_rows, creator_codes=creator_codes, creators=creators,
+                   category_codes=category_codes, category_rows=pc.list_parent_indices(lists).to_numpy(),
+                   categories=categories, year=_floats(table["year"]), price=_floats(table["price"]))
 
 
-def _true(condition: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean Arrow result as numpy, null (a missing value) counting as False."""
-    return pc.fill_null(condition, False).to_numpy(zero_copy_only=False)
+def _codes(strings: pa.Array) -> tuple[np.ndarray, dict[str, int]]:
+    encoded = pc.dictionary_encode(strings)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, {value: code for code, value in enumerate(encoded.dictionary.to_pylist())}
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
 def _typed(name: str, value: Any, kind: type | tuple[type, ...]) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -19,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from serving.encoder import Encoder
-from serving.filters import Filters
+from serving.filters import FilterColumns, Filters
 from serving.hybrid import bm25_scores, candidate_count, lexical_top, load_bm25, rank_fused
 from serving.manifest import Manifest
 from serving.shards import Hits, ShardedIndex
@@ -91,8 +92,13 @@ class Snapshot:
         allow[shard][row] = False
         return self.lookup(self._dense(self.index.vector(item_id), k, allow), k)
 
+    @cached_property
+    def filter_columns(self) -> list[FilterColumns]:
+        """Per shard, built on the first filtered query (~1.7 s at 1M items: kept off the cold open)."""
+        return [FilterColumns.of(shard.metadata) for shard in self.index.shards]
+
     def _allow(self, filters: Filters) -> list[np.ndarray] | None:
-        return [filters.mask(shard.metadata) for shard in self.index.shards] if filters else None
+        return [filters.mask(columns) for columns in self.filter_columns] if filters else None
 
     def _dense(self, query: np.ndarray, k: int, allow: list[np.ndarray] | None) -> Hits:
         """HNSW top-k; exact over the allowed rows when the filtered graph walk came back short."""

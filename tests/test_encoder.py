@@ -65,8 +65,13 @@ def test_encodings_match_pytorch_truncated_the_same_way_in_any_batching(model, f
     assert np.sum(int8 * one_batch, axis=1).mean() >= 0.97
 
 
-def test_bad_arguments_are_refused_with_clear_errors(folder):
+def test_bad_arguments_are_refused_with_clear_errors(folder, tmp_path):
     with pytest.raises(ValueError, match="variant must be one of"):
         Encoder.load(folder, "fp16")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not one str"):
         Encoder.load(folder, "fp32").encode("a single string")  # type: ignore[arg-type]
+    for name in (model_file("int8"), TOKENIZER_FILE):
+        (tmp_path / name).symlink_to(folder / name)
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"model": "m", "dim": 768, "max_seq_length": 64, "pooling": "mean"}))
+    with pytest.raises(ValueError, match="output has dimension 384, encoder.json says 768"):
+        Encoder.load(tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines import publish
@@ -36,6 +37,8 @@ def test_publish_writes_a_verified_snapshot_that_the_reader_serves(fixture_input
     assert manifest.bm25_weight == hybrid["bm25_weight"] == 0.5
     reader = Reader.open(root, "fashion", cache_dir=tmp_path / "cache")
     assert reader.manifest.snapshot_id == published["snapshot_id"]
+    arrays = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(arrays) >= 3 and all(np.load(a, allow_pickle=False) is not None for a in arrays)  # no pickle
     assert [hit.item_id for hit in reader.search("red dress", k=2)] == ["i01", "i02"]
 
 

@@ -17,6 +17,7 @@ import pytest
 from serving.filters import FilterError
 from serving.manifest import ManifestError
 from serving.reader import Reader
+from serving.shards import ShardedIndex
 from serving.store import Store
 from snapshot_fixture import publish_tiny
 
@@ -54,6 +55,19 @@ def test_hard_filters_return_exactly_the_matching_items(reader, text, filters, e
     assert ids(hits)[:1] == expected[:1]  # the best match first
     assert sorted(ids(hits)) == sorted(expected)  # all matches, never fewer than k when k exist
     assert ids(reader.search(text, k=2, filters=filters)) == ids(hits)[:2]
+
+
+def test_a_short_filtered_graph_walk_is_completed_by_exact_search(reader, monkeypatch):
+    search = ShardedIndex.search
+
+    def short_walk(self, queries, k, allow=None, exact=False):  # HNSW stopping early on a sparse allow-list
+        hits = search(self, queries, k, allow, exact)
+        if not exact:
+            hits.rows[:, 1:], hits.shards[:, 1:] = -1, -1
+        return hits
+
+    monkeypatch.setattr(ShardedIndex, "search", short_walk)
+    assert ids(reader.search("red dress", k=3, filters={"creator": "Alba"})) == ["i01", "i03", "i04"]
 
 
 def test_unknown_or_mistyped_filters_are_refused(reader):

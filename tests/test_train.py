@@ -15,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 
 from pipelines import train
 from pipelines.atomic import write_parquet
-from pipelines.train import TrainParams, add_lora, merge_lora
+from pipelines.train import TrainParams, add_lora, merge_lora, with_hard_negatives
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
 PARAMS = {"base_model": str(BASE), "seed": 42, "max_steps": 4, "batch_size": 8, "gradient_accumulation_steps": 1,
@@ -77,6 +77,14 @@ def test_lora_adapter_merges_into_a_plain_model_with_the_same_outputs(tmp_path):
     np.testing.assert_allclose(reloaded.encode(texts), with_adapter, atol=1e-5)
     base = SentenceTransformer(str(BASE), device="cpu").encode(texts)
     assert np.abs(base - with_adapter).max() > 1e-3
+
+
+def test_mined_hard_negatives_are_other_real_documents(pairs_dir):
+    dataset, corpus = train.training_dataset(pairs_dir)
+    dataset = dataset.select(range(12))
+    triplets = with_hard_negatives(dataset, SentenceTransformer(str(BASE), device="cpu"), corpus, range_min=2)
+    assert triplets.column_names == ["anchor", "positive", "negative"] and len(triplets) >= 10
+    assert all(row["negative"] in corpus and row["negative"] != row["positive"] for row in triplets)
 
 
 def test_params_with_unknown_or_missing_keys_are_refused():
