@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20k vectors, 100 queries: a smoke run")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--exact-queries", type=int, default=100, help="batch-1 exact searches timed")
-    parser.add_argument("--ef", type=int, nargs="+", default=[16, 32, 48, 64, 96, 128, 192, 256, 384, 512])
+    parser.add_argument("--ef", type=int, nargs="+", default=[16, 24, 32, 40, 48, 56, 64, 96, 128, 192, 256, 384, 512])
     parser.add_argument("--m", type=int, default=32)
-    parser.add_argument("--ef-construction", type=int, nargs="+", default=[40, 100],
+    parser.add_argument("--ef-construction", type=int, nargs="+", default=[40, 100, 200],
                         help="each builds its own HNSW index over the same vectors")
     parser.add_argument("--target", type=float, default=0.98)
     parser.add_argument("--clusters", type=int, default=1000)

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("pipelines.describe", "LLM-enriched movie descriptions"),
     "synth": ("pipelines.synth", "synthetic conversational movie queries"),
     "intent": ("pipelines.intent", "intent + entity model for conversational queries"),
+    "llm": ("pipelines.llm", "dequantize the small GGUF LM into a plain safetensors folder"),
+    "ask-eval": ("pipelines.ask_eval", "Recall@10 of conversational queries through ask vs plain search"),
     "query": ("serving.cli", "query a published snapshot"),
     "serve": ("serving.http", "serve a published snapshot over HTTP"),
 }

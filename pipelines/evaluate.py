@@ -39,7 +39,7 @@ from pipelines.bootstrap import Interval, interval, paired_difference, resample_
 from pipelines.embed import embed_to_npy
 from pipelines.eval_report import SYSTEMS, markdown, plot_latency, plot_recall_curves, write_text
 from pipelines.index import IndexSettings, build_index
-from pipelines.metrics import Relevance, per_query
+from pipelines.metrics import Relevance, parse_metric, per_query
 from pipelines.params import load_section
 from pipelines.schemas import DOCUMENTS, PAIRS, conform
 from serving.encoder import Encoder
@@ -55,17 +55,33 @@ Rankings = list[list[str]]
 class QuerySet:
     texts: list[str]
     relevance: list[Relevance]  # per query: item id -> gain
+    exclude: list[set[str]]  # per query: items never counted in its ranking (the anchor of a co-liked pair)
+
+    def rankings(self, ranked: Rankings, k: int) -> Rankings:
+        """`ranked` (fetched with `fetch_k(k)`) without each query's excluded items, cut to k."""
+        return [[item for item in row if item not in skip][:k] for row, skip in zip(ranked, self.exclude)]
+
+    def fetch_k(self, k: int) -> int:
+        return k + max((len(skip) for skip in self.exclude), default=0)
 
 
 def hard_queries(pairs: pa.Table, limit: int, seed: int) -> QuerySet:
-    """One query per distinct query text (its relevant items: every pair with that text), seeded sample."""
+    """One query per distinct query text (its relevant items: every pair with that text), seeded sample.
+
+    A co-liked pair's query_id is "<anchor>><positive>": the anchor is the item the query stands for,
+    so retrieving it answers nothing ("more like this" excludes the item itself).
+    """
     relevant: dict[str, dict[str, float]] = {}
-    for text, item in zip(pairs.column("query").to_pylist(), pairs.column("item_id").to_pylist()):
-        relevant.setdefault(text, {})[item] = 1.0
+    exclude: dict[str, set[str]] = {}
+    for row in pairs.select(["query_id", "query", "item_id", "kind"]).to_pylist():
+        relevant.setdefault(row["query"], {})[row["item_id"]] = 1.0
+        anchors = exclude.setdefault(row["query"], set())
+        if row["kind"] == "co_liked":
+            anchors.add(row["query_id"].split(">", 1)[0])
     texts = sorted(relevant)
     if limit < len(texts):
         texts = [texts[i] for i in sorted(np.random.default_rng(seed).choice(len(texts), limit, replace=False))]
-    return QuerySet(texts, [relevant[t] for t in texts])
+    return QuerySet(texts, [relevant[t] for t in texts], [exclude[t] - set(relevant[t]) for t in texts])
 
 
 def exact_rankings(doc_vectors: np.ndarray, doc_ids: Sequence[str], query_vectors: np.ndarray, k: int) -> Rankings:
@@ -161,19 +177,21 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
     if unknown:
         raise ValueError(f"{args.pairs}: {len(unknown)} relevant item(s) have no document, e.g. {unknown[:5]}")
     k, batch = max_k(params), int(params["batch_size"])
+    fetch = queries.fetch_k(k)
     log.info("%d queries over %d documents", len(queries.texts), len(doc_ids))
     encoder = Encoder.load(args.encoder, "int8")
     int8_queries = encoder.encode(queries.texts, batch_size=batch)
     index = ShardedIndex.open(args.index)
-    rankings: dict[str, Rankings] = {"bm25": bm25_rankings(texts, doc_ids, queries.texts, k)}
+    rankings: dict[str, Rankings] = {"bm25": bm25_rankings(texts, doc_ids, queries.texts, fetch)}
     cosine = {}
     for system, folder in (("zero_shot", args.base_model), ("fp32", args.finetuned)):
         doc_vectors, query_vectors = sentence_transformer_vectors(folder, [texts, queries.texts], batch)
-        rankings[system] = exact_rankings(doc_vectors, doc_ids, query_vectors, k)
+        rankings[system] = exact_rankings(doc_vectors, doc_ids, query_vectors, fetch)
         cosine[system] = relevant_cosine(query_vectors, doc_vectors, doc_row, queries, int(params["seed"]))
     embeddings = np.load(args.embeddings, mmap_mode="r", allow_pickle=False)
-    rankings["int8_exact"] = exact_rankings(embeddings, doc_ids, int8_queries, k)
-    rankings["int8_hnsw"] = index.item_ids(index.search(int8_queries, k))
+    rankings["int8_exact"] = exact_rankings(embeddings, doc_ids, int8_queries, fetch)
+    rankings["int8_hnsw"] = index.item_ids(index.search(int8_queries, fetch))
+    rankings = {system: queries.rankings(ranked, k) for system, ranked in rankings.items()}
     metrics = score_systems(rankings, queries, params["metrics"], **bootstrap_params(params))
     latency = latencies_ms(Encoder.load(args.encoder, "int8", threads=1), index,
                            queries.texts[:int(params["latency_queries"])], 10)
@@ -187,7 +205,7 @@ def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str,
     settings = IndexSettings.from_params(params["beir"], f"{args.params}: evaluate.beir")
     encoder = beir_encoder(args)
     k, batch = max_k(params), int(params["batch_size"])
-    queries = QuerySet(data.queries, data.qrels)
+    queries = QuerySet(data.queries, data.qrels, [set() for _ in data.queries])
     with tempfile.TemporaryDirectory(prefix="semrec-beir-") as tmp:
         work = Path(tmp)
         write_parquet(pa.table({"item_id": data.doc_ids, "document": data.documents}, schema=DOCUMENTS),
@@ -222,8 +240,17 @@ def beir_encoder(args: argparse.Namespace, threads: int | None = None) -> Encode
     return Reader.open(args.snapshot, args.catalog, threads=threads).snapshot.encoder
 
 
+def check_params(params: dict[str, Any], source: str) -> None:
+    """Fail before any model loads: unknown metric names or reference systems."""
+    for name in params["metrics"]:
+        parse_metric(name)
+    for where, reference in (("reference", params["reference"]), ("beir.reference", params["beir"]["reference"])):
+        if reference not in SYSTEMS:
+            raise ValueError(f"{source}: evaluate.{where} must be one of {list(SYSTEMS)}, not {reference!r}")
+
+
 def max_k(params: dict[str, Any]) -> int:
-    return max([int(name.partition("@")[2]) for name in params["metrics"]] + [int(k) for k in params["curve_ks"]])
+    return max([parse_metric(name)[1] for name in params["metrics"]] + [int(k) for k in params["curve_ks"]])
 
 
 def bootstrap_params(params: dict[str, Any], reference: str | None = None) -> dict[str, Any]:
@@ -271,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_section("evaluate", args.params)
+    check_params(params, str(args.params))
     if args.beir:
         if not (args.encoder or args.snapshot):
             parser.error("--beir needs --encoder or --snapshot")

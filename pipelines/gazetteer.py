@@ -1,8 +1,8 @@
 """Build the keyword/gazetteer baseline's data (`gazetteer.json`, read by `serving.gazetteer.Gazetteer`).
 
 Surface forms come from the catalog (titles, directors, cast, writers) and the movie knowledge
-graph's vocabulary (genre surfaces, moods, themes). One-word titles that are everyday words ("Up",
-"Heat") would fire on ordinary requests, so titles made only of common words are left out.
+graph's vocabulary (genre surfaces, moods, themes). Titles and names made only of everyday words
+("Up", "Heat", an actor credited as "You") would fire on ordinary requests, so they are left out.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def build(movies: list[Movie]) -> dict[str, Any]:
     title_items: dict[str, list[str]] = defaultdict(list)
     for m in movies:
         title_items[m.title].append(m.item_id)
-        key = normalise(m.title)
-        if key and not set(key.split()) <= COMMON_WORDS:
-            surfaces["titles"].setdefault(key, m.title)
-        for person in m.people:
-            surfaces["people"].setdefault(normalise(person), person)
+        for field, names in (("titles", (m.title,)), ("people", m.people)):
+            for name in names:
+                key = normalise(name)
+                if key and not set(key.split()) <= COMMON_WORDS:
+                    surfaces[field].setdefault(key, name)
     for genre, forms in GENRE_SURFACES.items():
         for form in (genre, *forms):
             surfaces["genres"][normalise(form)] = genre

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from pipelines.atomic import atomic_dir
 
 
 @dataclass(frozen=True)
@@ -44,20 +44,12 @@ def dequantize(gguf: Path, out: Path) -> None:
 
 
 def save(model: Any, tokenizer: Any, out: Path) -> None:
-    """Save model (safetensors) + tokenizer into a temp folder beside `out`, then swap it in."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """Save model (safetensors) + tokenizer into `out`, all or nothing."""
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        for path in [tmp, *tmp.iterdir()]:
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for path in tmp.iterdir():
+            os.chmod(path, 0o644)
 
 
 def load(folder: str | Path) -> tuple[Any, Any]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from serving.movie_facts import split_names
+
 # Canonical genre (MovieLens / OMDb spelling) -> how people say it before "movie" ("a sci-fi movie").
 GENRE_SURFACES: dict[str, tuple[str, ...]] = {
     "Action": ("action",),
@@ -91,7 +93,6 @@ THEME_PATTERNS: dict[str, str] = {
 }
 
 _COMPILED_THEMES = {theme: re.compile(rf"\b(?:{pattern})", re.IGNORECASE) for theme, pattern in THEME_PATTERNS.items()}
-_NAME_SUFFIXES = {"Jr.", "Sr.", "Jr", "Sr", "II", "III"}
 
 
 @dataclass(frozen=True)
@@ -109,22 +110,6 @@ class Movie:
     @property
     def people(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.directors + self.cast + self.writers))
-
-
-def split_names(value: object) -> tuple[str, ...]:
-    """People from a metadata field: a list, or 'A, B, Jr., C' text (a suffix joins the name before it)."""
-    if value is None:
-        return ()
-    parts = [str(p).strip() for p in value] if isinstance(value, list) else str(value).split(",")
-    names: list[str] = []
-    for part in (p.strip() for p in parts):
-        if not part or part.upper() == "N/A":
-            continue
-        if part in _NAME_SUFFIXES and names:
-            names[-1] = f"{names[-1]} {part}"
-        else:
-            names.append(part)
-    return tuple(dict.fromkeys(names))
 
 
 def themes_of(genres: tuple[str, ...], summary: str | None) -> tuple[str, ...]:

@@ -195,14 +195,17 @@ def global_item_ids(index: ShardedIndex) -> list[str]:
     return [i for shard in index.shards for i in shard.metadata.column("item_id").to_pylist()]
 
 
-def hybrid_pairs(pairs: pa.Table, documents: dict[str, str], limit: int, seed: int) -> pa.Table:
-    """Up to `limit` pairs (seeded sample) whose query text is not copied into its item's document:
-    fashion documents quote training reviews, which would hand BM25 the answer."""
-    keep = [i for i, (query, item) in enumerate(zip(pairs.column("query").to_pylist(),
-                                                    pairs.column("item_id").to_pylist()))
-            if item in documents and normalise(query)[:80] not in normalise(documents[item])]
-    rows = sorted(random.Random(seed).sample(keep, min(limit, len(keep))))
-    return pairs.take(rows)
+def unquoted_pairs(pairs: pa.Table, documents: dict[str, str]) -> pa.Table:
+    """The pairs whose query text is not copied into their item's document: fashion documents quote
+    training reviews, which would hand BM25 the answer on training pairs."""
+    keep = [normalise(query)[:80] not in normalise(documents.get(item, ""))
+            for query, item in zip(pairs.column("query").to_pylist(), pairs.column("item_id").to_pylist())]
+    return pairs.filter(pa.array(keep, pa.bool_()))
+
+
+def sample_pairs(pairs: pa.Table, limit: int, seed: int) -> pa.Table:
+    """Up to `limit` rows, a seeded sample in file order."""
+    return pairs.take(sorted(random.Random(seed).sample(range(pairs.num_rows), min(limit, pairs.num_rows))))
 
 
 def measure_hybrid(pairs: pa.Table, encoder: Encoder, embeddings: np.ndarray, bm25: Any,
@@ -227,13 +230,13 @@ def choose_bm25_weight(snapshot: Path, index: ShardedIndex, documents: pa.Table,
     encoder = Encoder.load(snapshot / ENCODER_DIR, "int8")
     bm25 = load_bm25(snapshot / BM25_DIR)
     weights, k = [float(w) for w in params["weights"]], int(params["recall_at"])
-    chosen_on = hybrid_pairs(validation, text_of, int(params["validation_pairs"]), int(params["seed"]))
+    chosen_on = sample_pairs(unquoted_pairs(validation, text_of), int(params["validation_pairs"]), int(params["seed"]))
     recalls = measure_hybrid(chosen_on, encoder, by_global_row, bm25, row_of, weights, k)
     weight = best_weight(recalls)
     report: dict[str, Any] = {"bm25_weight": weight, "recall_at": k, "validation_pairs": chosen_on.num_rows,
                               "validation_recall": {str(w): r for w, r in recalls.items()},
                               "validation_gain": recalls[weight] - recalls.get(0.0, recalls[weight])}
-    test = None if test is None else hybrid_pairs(test, text_of, int(params["test_pairs"]), int(params["seed"]))
+    test = None if test is None else sample_pairs(test, int(params["test_pairs"]), int(params["seed"]))
     if test is not None and test.num_rows:  # reported only: the weight never sees the test split
         on_test = measure_hybrid(test, encoder, by_global_row, bm25, row_of, sorted({0.0, weight}), k)
         report.update({"test_pairs": test.num_rows, "test_dense_recall": on_test[0.0],

@@ -29,7 +29,7 @@ from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, fil
 from pipelines.params import load_section
 from pipelines.schemas import PAIRS, SYNTH_QUERIES, conform
 from pipelines.split import is_test
-from serving.extraction import FIELDS, INTENTS, Intent
+from serving.extraction import FIELDS, INTENTS, Extraction, Intent
 
 Noise = Literal["typo", "missing_word", "multi_intent"]
 NOISES: tuple[Noise, ...] = get_args(Noise)
@@ -333,6 +333,11 @@ def training_pairs(train: list[Query], max_targets: int) -> pa.Table:
     rows = [{"query_id": f"{q.query_id}>{target}", "query": q.text, "item_id": target, "kind": "synthetic"}
             for q in train if q.intent == "recommend" and len(q.targets) <= max_targets for target in q.targets]
     return conform(pa.Table.from_pylist(rows, schema=PAIRS), PAIRS, "synthetic pairs")
+
+
+def gold(row: dict) -> Extraction:
+    """The labels of one SYNTH_QUERIES row as the extraction a model should produce."""
+    return Extraction(row["intent"], *(tuple(row[f]) for f in FIELDS))
 
 
 def to_table(queries: list[Query]) -> pa.Table:

@@ -21,6 +21,7 @@ from typing import Any
 from serving.cache import default_cache_dir, evict, pull
 from serving.filters import Filters
 from serving.manifest import Manifest, ManifestError, check_name
+from serving.ask import Answer
 from serving.snapshot import Hit, Mode, Snapshot
 from serving.store import Store
 
@@ -67,6 +68,10 @@ class Reader:
 
     def more_like(self, item_id: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None) -> list[Hit]:
         return self._snapshot.more_like(item_id, k, filters)
+
+    def ask(self, text: str, k: int = 10) -> Answer:
+        """A conversational request ("something like Heat but funnier"): routed, with explanations."""
+        return self._snapshot.ask(text, k)
 
     def refresh(self) -> bool:
         """Swap to LATEST if it moved; True when swapped. Raises (and keeps serving) on a bad snapshot."""

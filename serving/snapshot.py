@@ -4,6 +4,7 @@ Layout (written by `semrec publish`, checked against manifest.json by serving.ca
   index/    the sharded HNSW index + metadata shards + id map (serving.shards)
   encoder/  model_int8.onnx, tokenizer.json, encoder.json (serving.encoder)
   bm25/     the BM25 index over the item documents, document g = global row g (shards in order)
+  intent/   optional (movies): what `ask` needs to read conversational requests (serving.ask)
   metrics.json, manifest.json
 """
 
@@ -19,6 +20,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pyarrow as pa
 
+from serving.ask import Answer, Conversation
 from serving.encoder import Encoder
 from serving.filters import FilterColumns, Filters
 from serving.hybrid import bm25_scores, candidate_count, lexical_top, load_bm25, rank_fused
@@ -27,7 +29,7 @@ from serving.shards import Hits, ShardedIndex
 
 Mode = Literal["dense", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
-INDEX_DIR, ENCODER_DIR, BM25_DIR = "index", "encoder", "bm25"
+INDEX_DIR, ENCODER_DIR, BM25_DIR, INTENT_DIR = "index", "encoder", "bm25", "intent"
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,10 @@ def hits_from(metadata: pa.Table, scores: np.ndarray) -> list[Hit]:
 class Snapshot:
     """A snapshot's index, encoder and BM25, memory-mapped; immutable, so safe to share across threads."""
 
-    def __init__(self, manifest: Manifest, index: ShardedIndex, encoder: Encoder, bm25: Any):
+    def __init__(self, manifest: Manifest, index: ShardedIndex, encoder: Encoder, bm25: Any,
+                 conversation: Conversation | None = None):
         self.manifest = manifest
+        self.conversation = conversation
         self.index = index
         self.encoder = encoder
         self.bm25 = bm25
@@ -66,8 +70,9 @@ class Snapshot:
     @classmethod
     def open(cls, folder: str | Path, manifest: Manifest, threads: int | None = None) -> Snapshot:
         folder = Path(folder)
+        conversation = Conversation.load(folder / INTENT_DIR) if (folder / INTENT_DIR).is_dir() else None
         return cls(manifest, ShardedIndex.open(folder / INDEX_DIR),
-                   Encoder.load(folder / ENCODER_DIR, "int8", threads), load_bm25(folder / BM25_DIR))
+                   Encoder.load(folder / ENCODER_DIR, "int8", threads), load_bm25(folder / BM25_DIR), conversation)
 
     @property
     def snapshot_id(self) -> str:
@@ -91,6 +96,17 @@ class Snapshot:
         allow[shard] = allow[shard].copy()
         allow[shard][row] = False
         return self.lookup(self._dense(self.index.vector(item_id), k, allow), k)
+
+    def item(self, item_id: str) -> Hit:
+        """One item's metadata (score 1.0); KeyError when the catalog lacks it."""
+        shard, row = self.index.locate(item_id)
+        return hits_from(self.index.metadata(np.array([shard]), np.array([row])), np.ones(1))[0]
+
+    def ask(self, text: str, k: int = 10) -> Answer:
+        """A conversational request, routed and explained (serving.ask); needs the snapshot's intent/."""
+        if self.conversation is None:
+            raise ValueError(f"snapshot {self.snapshot_id} has no {INTENT_DIR}/ folder: it cannot read requests")
+        return self.conversation.ask(self, text, k)
 
     @cached_property
     def filter_columns(self) -> list[FilterColumns]:

@@ -21,18 +21,25 @@ BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-
 NAMES = ["recall@1", "recall@10", "mrr@10", "ndcg@10"]
 PARAMS = {"evaluate": {"metrics": NAMES, "curve_ks": [1, 5, 10], "max_queries": 100, "seed": 1,
                        "reference": "fp32", "bootstrap": {"resamples": 300, "confidence": 0.95, "seed": 1},
-                       "batch_size": 8, "latency_queries": 3}}
+                       "batch_size": 8, "latency_queries": 3,
+                       "beir": {"shards": 1, "workers": 1, "m": 8, "ef_construction": 40, "recall_target": 0.98,
+                                "ef_search_grid": [16], "tune_k": 2, "reference": "int8_hnsw"}}}
 
 
-def pairs(rows: list[tuple[str, str]]) -> pa.Table:
-    return pa.table({"query_id": [f"q{i}" for i in range(len(rows))], "query": [q for q, _ in rows],
-                     "item_id": [i for _, i in rows], "kind": ["review"] * len(rows)})
+def pairs(rows: list[tuple[str, str]], kind: str = "review", query_ids: list[str] | None = None) -> pa.Table:
+    return pa.table({"query_id": query_ids or [f"q{i}" for i in range(len(rows))], "query": [q for q, _ in rows],
+                     "item_id": [i for _, i in rows], "kind": [kind] * len(rows)})
 
 
 def test_hard_queries_group_pairs_by_query_text():
     found = hard_queries(pairs([("red dress", "i01"), ("warm coat", "i10"), ("red dress", "i02")]), 10, seed=1)
     assert found.texts == ["red dress", "warm coat"]
     assert found.relevance == [{"i01": 1.0, "i02": 1.0}, {"i10": 1.0}]
+    assert found.exclude == [set(), set()]
+    # co-liked: the query stands for its anchor item, which is dropped from the ranking before scoring
+    liked = hard_queries(pairs([("Vertigo", "m2"), ("Vertigo", "m3")], "co_liked", ["m1>m2", "m1>m3"]), 10, 1)
+    assert liked.exclude == [{"m1"}] and liked.fetch_k(10) == 11
+    assert liked.rankings([["m1", "m2", "m9", "m3"]], 2) == [["m2", "m9"]]
     sample = hard_queries(pairs([(f"query {i}", "i01") for i in range(50)]), 5, seed=1)
     assert len(set(sample.texts)) == 5 and sample == hard_queries(pairs([(f"query {i}", "i01") for i in range(50)]), 5, 1)
 
@@ -68,6 +75,15 @@ def test_catalog_evaluation_writes_the_ablation(fixture_inputs, tmp_path):
     assert report.count("| BM25 (bm25s) |") == 2  # ablation row + paired-difference row
     assert "| fine-tuned, INT8 ONNX, exact | 0.8333 [" in report
     assert (out / "recall_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("change, message", [({"metrics": ["recall@10", "hits@3"]}, "hits@3"),
+                                             ({"reference": "gpt"}, "evaluate.reference must be one of")])
+def test_bad_params_fail_before_any_work(tmp_path, change, message):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": PARAMS["evaluate"] | change}))
+    with pytest.raises(ValueError, match=message):
+        evaluate.main(["--beir", "unused", "--encoder", "unused", "--out", str(tmp_path),
+                       "--params", str(tmp_path / "params.yaml")])
 
 
 def test_relevant_items_without_documents_fail(fixture_inputs, tmp_path):

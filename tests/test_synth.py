@@ -1,0 +1,99 @@
+"""synth: the grammar generator is deterministic by seed, and its labels are true by construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import pytest
+from movie_slices import real_items
+
+from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, movies_from_items
+from pipelines.synth import INTENT_PRECEDENCE, TEMPLATES, SynthParams, generate, to_table, training_pairs
+from serving.extraction import INTENTS
+
+PARAMS = SynthParams(seed=3, n_queries=900, test_fraction=0.25,
+                     intent_weights={"recommend": 0.6, "trivia": 0.15, "chitchat": 0.1, "help": 0.15},
+                     min_director_films=2, min_actor_films=3, lowercase_rate=0.3, pair_max_targets=3)
+
+
+@functools.cache
+def movies():
+    return movies_from_items(real_items())
+
+
+@functools.cache
+def splits():
+    return generate(movies(), PARAMS)
+
+
+def test_same_seed_same_queries_other_seed_other_queries():
+    again = generate(movies(), PARAMS)
+    for name in ("train", "test", "noisy"):
+        assert to_table(again[name]).equals(to_table(splits()[name]))
+    other = generate(movies(), dataclasses.replace(PARAMS, seed=4))
+    assert [q.text for q in other["train"]] != [q.text for q in splits()["train"]]
+
+
+def test_every_intent_and_noise_kind_is_generated():
+    assert {q.intent for q in splits()["train"]} == set(INTENTS)
+    assert {q.noise for q in splits()["noisy"]} == {"typo", "missing_word", "multi_intent"}
+    assert all(q.noise is None for q in splits()["train"] + splits()["test"])
+
+
+def test_labels_name_what_the_text_says():
+    for q in splits()["train"] + splits()["test"]:
+        text = q.text.lower()
+        for name in (*q.titles, *q.people, *q.themes):
+            assert name.lower() in text, (q.text, name)
+        for genre in q.genres:
+            assert any(form in text for form in GENRE_SURFACES[genre]), (q.text, genre)
+        assert set(q.themes) <= set(MOODS) | set(THEME_PATTERNS)
+
+
+def test_targets_satisfy_every_constraint_of_the_request():
+    by_id = {m.item_id: m for m in movies()}
+    recommend = [q for q in splits()["test"] if q.intent == "recommend"]
+    assert len(recommend) > 50
+    for q in recommend:
+        assert q.targets, q.text
+        for target in map(by_id.get, q.targets):
+            assert set(q.genres) <= set(target.genres), (q.text, target.title)
+            assert set(q.themes) <= set(target.themes), (q.text, target.title)
+            assert all(p in target.people for p in q.people), (q.text, target.title)
+            if q.titles:  # "like X": another film by X's director, else one with exactly X's genres
+                assert any(m.title == q.titles[0] and m.item_id != target.item_id and (
+                    set(m.directors) & set(target.directors) or set(m.genres) == set(target.genres))
+                    for m in movies()), (q.text, target.title)
+
+
+def test_no_entity_filling_is_on_both_sides_and_noise_comes_from_test_only():
+    train_groups = {q.group for q in splits()["train"]}
+    test_groups = {q.group for q in splits()["test"]}
+    assert not train_groups & test_groups
+    assert {q.group for q in splits()["noisy"]} <= test_groups
+    assert not {q.text.lower() for q in splits()["train"]} & {q.text.lower() for q in splits()["test"]}
+
+
+def test_multi_intent_takes_the_most_actionable_intent_and_both_requests_entities():
+    intent_of = {template: intent for intent, templates in TEMPLATES.items() for template in templates}
+    multi = [q for q in splits()["noisy"] if q.noise == "multi_intent"]
+    assert len(multi) > 20
+    for q in multi:
+        intents = [intent_of[part] for part in q.template.split("+")]
+        assert len(set(intents)) == 2
+        assert q.intent == min(intents, key=INTENT_PRECEDENCE.index)
+        for name in (*q.titles, *q.people, *q.themes):
+            assert name.lower() in q.text.lower(), (q.text, name)
+
+
+def test_training_pairs_come_from_specific_train_requests_only():
+    pairs = training_pairs(splits()["train"], max_targets=3).to_pylist()
+    test_texts = {q.text for q in splits()["test"]}
+    assert pairs and not {p["query"] for p in pairs} & test_texts
+    assert all(p["kind"] == "synthetic" for p in pairs)
+
+
+def test_unknown_intent_weight_is_refused():
+    with pytest.raises(ValueError, match="unknown intent"):
+        dataclasses.replace(PARAMS, intent_weights={"recommend": 1.0, "smalltalk": 1.0})
