@@ -27,7 +27,7 @@ ROWS = [  # synth rows (SYNTH_QUERIES fields the stage reads)
 ]
 PARAMS = IntentParams(seed=1, threads=1, steps=2, batch_size=2, learning_rate=1e-3, lora_r=4, lora_alpha=8,
                       lora_targets=["q_proj", "v_proj"], lora_layers=2, max_new_tokens=24, eval_clean=0,
-                      eval_noisy=0, eval_base=0, few_shot=0)
+                      eval_noisy=0, eval_base=0, eval_onnx=0, few_shot=0)
 
 
 def test_valid_output_parses_without_repair():
