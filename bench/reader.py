@@ -11,18 +11,21 @@ restart; the files are in the OS page cache, as on a serving host that just pull
 
     python bench/reader.py                    # 100k and 1M (the 1M index build takes many minutes)
     python bench/reader.py --quick            # 20k, a smoke run
+    python bench/reader.py --shards 1 4       # what sharding costs a one-thread reader
 Results: bench/results/reader.{json,md}, rewritten after each size. Work files: bench/results/tmp/.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +108,14 @@ def real_queries(n: int) -> list[str]:
     return [distinct[i] for i in np.random.default_rng(0).choice(len(distinct), size=n, replace=False)]
 
 
-def build_and_publish(n: int, encoder: Path, work: Path, rebuild: bool) -> dict[str, Any]:
+def build_and_publish(n: int, shards: int, encoder: Path, work: Path, rebuild: bool) -> dict[str, Any]:
     """Index (reused from an earlier run unless `rebuild`) -> snapshot in `work/published`."""
     index_dir, report = work / "index", {}
     if rebuild or not (index_dir / "index.json").exists():
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         paths = synthetic_catalog(n, work)
-        settings = IndexSettings.from_params(load_section("index"), "params.yaml")
+        settings = replace(IndexSettings.from_params(load_section("index"), "params.yaml"), shards=shards)
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         tune = clustered(200, seed=n + 1, **MIXTURE)
         report["index"] = {k: v for k, v in build_index(index_dir, paths["documents"], paths["embeddings"],
@@ -199,9 +202,9 @@ def latencies(reader: Reader, queries: list[str]) -> dict[str, dict[str, float]]
     }
 
 
-def measure(n: int, args: argparse.Namespace, encoder: Path, queries: list[str]) -> dict[str, Any]:
-    work = WORK / f"reader-{n}"
-    run: dict[str, Any] = {"n": n, **build_and_publish(n, encoder, work, args.rebuild)}
+def measure(n: int, shards: int, args: argparse.Namespace, encoder: Path, queries: list[str]) -> dict[str, Any]:
+    work = WORK / f"reader-{n}-{shards}shards"
+    run: dict[str, Any] = {"n": n, **build_and_publish(n, shards, encoder, work, args.rebuild)}
     run["load_average_before"] = os.getloadavg()[0]  # other jobs on the machine inflate the tails
     faiss.omp_set_num_threads(1)
     start = time.perf_counter()
@@ -239,7 +242,8 @@ def markdown(runs: list[dict[str, Any]], args: argparse.Namespace, encoder: Path
                      f"{first:.1f} | {run['snapshot_mb']:.0f} | {run['load_average_before']:.1f}, "
                      f"{run['load_average_after']:.1f} |")
     for run in runs:
-        lines += ["", f"## n = {run['n']:,}: latency per path (ms)", "", "| path | p50 | p99 | mean |",
+        lines += ["", f"## n = {run['n']:,}, {run['publish']['shards']} shard(s): latency per path (ms)", "",
+                  "| path | p50 | p99 | mean |",
                   "|---|---|---|---|"]
         lines += [f"| {name} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} |"
                   for name, s in run["latency_ms"].items()]
@@ -256,6 +260,7 @@ def markdown(runs: list[dict[str, Any]], args: argparse.Namespace, encoder: Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--shards", type=int, nargs="+", help="shard counts to compare (default: params index.shards)")
     parser.add_argument("--quick", action="store_true", help="20k items, 50 queries: a smoke run")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--cold-repeats", type=int, default=3)
@@ -271,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     queries = real_queries(args.queries)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = []
-    for n in args.sizes:
-        runs.append(measure(n, args, encoder, queries))
+    for n, shards in itertools.product(args.sizes, args.shards or [int(load_section("index")["shards"])]):
+        runs.append(measure(n, shards, args, encoder, queries))
         print(json.dumps(runs[-1], indent=1, default=str), flush=True)
         result = {"goal": GOAL, "encoder": str(encoder), "queries": args.queries, "runs": runs}
         (args.out / "reader.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")

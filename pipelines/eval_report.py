@@ -39,7 +39,8 @@ def markdown(metrics: dict[str, Any], systems: Sequence[str], names: Sequence[st
         "# Retrieval evaluation",
         "",
         f"{metrics['queries']} queries ({metrics['relevant_pairs']} relevant pairs) over "
-        f"{metrics['documents']} documents; HNSW: {metrics['shards']} shard(s), efSearch {metrics['ef_search']}. "
+        f"{metrics['documents']} documents; HNSW: {metrics['shards']} shard(s), efSearch {metrics['ef_search']} "
+        f"(recall@10 against exact search on these queries: {metrics['hnsw_recall_at_10_vs_exact']:.4f}). "
         f"Cells: mean [{confidence:.0%} percentile bootstrap CI over queries].",
         "",
         "## Ablation",

@@ -38,7 +38,7 @@ from pipelines.beir import load_beir
 from pipelines.bootstrap import Interval, interval, paired_difference, resample_weights
 from pipelines.embed import embed_to_npy
 from pipelines.eval_report import SYSTEMS, markdown, plot_latency, plot_recall_curves, write_text
-from pipelines.index import IndexSettings, build_index
+from pipelines.index import IndexSettings, ann_recall, build_index
 from pipelines.metrics import Relevance, parse_metric, per_query
 from pipelines.params import load_section
 from pipelines.schemas import DOCUMENTS, PAIRS, conform
@@ -192,11 +192,13 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
     rankings["int8_exact"] = exact_rankings(embeddings, doc_ids, int8_queries, fetch)
     rankings["int8_hnsw"] = index.item_ids(index.search(int8_queries, fetch))
     rankings = {system: queries.rankings(ranked, k) for system, ranked in rankings.items()}
+    ann = ann_recall(index.search(int8_queries, 10).scores, index.search(int8_queries, 10, exact=True).scores)
     metrics = score_systems(rankings, queries, params["metrics"], **bootstrap_params(params))
     latency = latencies_ms(Encoder.load(args.encoder, "int8", threads=1), index,
                            queries.texts[:int(params["latency_queries"])], 10)
     return finish(args.out, metrics, rankings, queries, params, latency, cosine,
-                  {"documents": len(doc_ids), "ef_search": index.manifest.ef_search, "shards": len(index.shards)})
+                  {"documents": len(doc_ids), "ef_search": index.manifest.ef_search, "shards": len(index.shards),
+                   "hnsw_recall_at_10_vs_exact": ann})
 
 
 def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +219,7 @@ def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str,
         embed_to_npy(encoder, data.documents, work / "embeddings.npy", batch)
         query_vectors = encoder.encode(data.queries, batch_size=batch)
         index_report = build_index(work / "index", work / "documents.parquet", work / "embeddings.npy",
-                                   work / "items.parquet", query_vectors, settings)
+                                   work / "items.parquet", {"queries": query_vectors}, settings)
         index = ShardedIndex.open(work / "index")
         embeddings = np.load(work / "embeddings.npy", mmap_mode="r", allow_pickle=False)
         rankings = {"bm25": bm25_rankings(data.documents, data.doc_ids, data.queries, k),
@@ -226,7 +228,9 @@ def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str,
         metrics = score_systems(rankings, queries, params["metrics"],
                                 **bootstrap_params(params, reference=params["beir"]["reference"]))
         latency = latencies_ms(beir_encoder(args, threads=1), index, data.queries[:int(params["latency_queries"])], 10)
+        ann = ann_recall(index.search(query_vectors, 10).scores, index.search(query_vectors, 10, exact=True).scores)
         context = {"dataset": str(args.beir), "documents": n, "ef_search": index_report["ef_search"],
+                   "hnsw_recall_at_10_vs_exact": ann,
                    "shards": settings.shards, "encoder": str(args.snapshot or args.encoder)}
         return finish(args.out, metrics, rankings, queries, params, latency, {}, context)
 

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, verify_file
+from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, verify_file
 from serving.store import Store
 
 
@@ -22,7 +22,7 @@ def default_cache_dir() -> Path:
 
 def pull(store: Store, catalog: str, snapshot_id: str, cache_dir: str | Path) -> tuple[Path, Manifest]:
     """The verified local copy of a published snapshot, downloading it first if it is not cached."""
-    folder = Path(cache_dir) / catalog / snapshot_id
+    folder = Path(cache_dir) / check_name(catalog, "catalog") / check_name(snapshot_id, "snapshot id")
     if (folder / MANIFEST_NAME).exists():
         return folder, _cached_manifest(folder)
     source = f"{store.url}/{catalog}/{snapshot_id}/{MANIFEST_NAME}"

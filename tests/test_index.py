@@ -19,7 +19,8 @@ from serving.shards import ShardedIndex
 PARAMS = {
     "embed": {"variant": "int8", "batch_size": 4, "threads": 1},
     "index": {"shards": 2, "workers": 2, "m": 8, "ef_construction": 40, "recall_target": 0.98,
-              "ef_search_grid": [2, 16], "tune_k": 3, "tune_queries": 50, "seed": 1},
+              "ef_search_grid": [2, 16], "tune_k": 3, "tune_queries": 50, "tune_short_words": 1,
+              "seed": 1},
 }
 
 
@@ -67,7 +68,9 @@ def test_index_builds_tunes_and_swaps_in_complete_folders(inputs, tmp_path):
     report = json.loads((inputs["root"] / "index.json").read_text())
     built = ShardedIndex.open(out)
     assert built.manifest.ef_search == report["ef_search"] == 2  # the smaller grid value already reaches 1.0
-    assert report["target_met"] and report["recall_at_3"] >= 0.98 and report["tune_queries"] == 6
+    assert report["target_met"] and report["recall_at_3"] >= 0.98
+    assert report["tune_queries"] == {"full": 6, "short": 6}
+    assert report["recall_at_3"] == min(report["recall_at_3_full"], report["recall_at_3_short"])
     assert [p["ef_search"] for p in report["curve"]] == [2, 16]
     assert len(built) == 12 and sum(e.count for e in built.manifest.shards) == 12
     # every item's metadata sits at its FAISS id, and its vector is the one embedded for it
@@ -94,6 +97,11 @@ def test_ann_recall_counts_ties_and_ef_search_choice():
     curve = [{"ef_search": 16, "r": 0.9}, {"ef_search": 32, "r": 0.985}, {"ef_search": 64, "r": 0.99}]
     assert index.choose_ef_search(curve, "r", 0.98) == 32
     assert index.choose_ef_search(curve, "r", 0.999) == 64
+
+
+def test_tuning_texts_add_short_forms():
+    assert index.tuning_texts(["Girl Model (2011) [SEP] Genres: Documentary"], 2) == {
+        "full": ["Girl Model (2011) [SEP] Genres: Documentary"], "short": ["Girl Model"]}
 
 
 def test_unknown_items_and_bad_params_fail_clearly(inputs):
