@@ -24,6 +24,7 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -40,7 +41,7 @@ from pipelines.split import unit_hash
 
 Mode = Literal["llm", "template"]
 MODES: tuple[Mode, ...] = get_args(Mode)
-PROMPT_VERSION = 1  # bump when the prompt or the template changes: every cached row is then redone
+PROMPT_VERSION = 2  # bump when the prompt, template or validator changes: every cached row is redone
 PROMPT = ("Write two sentences describing this movie for a streaming catalog. Use only the facts below; "
           "do not mention any other person, title or place.\n{facts}")
 # Capitalised words that start sentences or are ordinary words, not names.
@@ -122,23 +123,36 @@ def complete_sentences(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text[: end + 1] if end >= 0 else ""
 
 
-def words_of(text: str) -> set[str]:
-    return set(re.findall(r"\w+", re.sub(r"['’]s\b", "", text.lower())))
+def plain(text: str) -> str:
+    """Lower-case words joined by single spaces, possessive 's dropped: the form names are compared in."""
+    return " ".join(re.findall(r"\w+", re.sub(r"['’]s\b", "", text.lower())))
+
+
+def trim(words: list[str], drop: Callable[[str], bool]) -> list[str]:
+    """`words` without the leading and trailing words `drop` accepts ("The Island" -> "Island")."""
+    while words and drop(words[0]):
+        words = words[1:]
+    while words and drop(words[-1]):
+        words = words[:-1]
+    return words
 
 
 def rejection(text: str, facts: dict[str, Any], other_titles: set[str]) -> str | None:
-    """Why `text` is not grounded in `facts` (None: accepted): every word of a capitalised name span
-    (bar a sentence's first word) must occur in the facts, and no other catalog title may appear."""
+    """Why `text` is not grounded in `facts` (None: accepted): each capitalised name span (bar a
+    sentence's first word, and function / genre / mood words at its ends) must occur as a
+    whole in the facts ("Brad Bennett" from "Brad Pitt" + "Bennett Miller" does not), and no other
+    catalog title may appear."""
     if len(text.split()) < 6:
         return "too short or truncated"
     if re.search(r"\b(Title|Genres|Director|Starring|Year|Mood|Themes):", text):
         return "echoed the facts"
-    grounded = words_of(facts_text(facts))
+    grounded = f" {plain(facts_text(facts))} "
+    kinds = set(plain(" ".join(facts["genres"] + facts["moods"] + facts["subjects"])).split())
     for sentence in _SENTENCE_END.split(text):
         for span in _NAME_SPAN.finditer(sentence):
             words = span.group().split()[1:] if span.start() == 0 else span.group().split()  # "Expect ..."
-            names = [w for w in words if w.strip(".,'’") not in FUNCTION_WORDS]
-            if names and not words_of(" ".join(names)) <= grounded:
+            names = trim(words, lambda w: w.strip(".,'’") in FUNCTION_WORDS or plain(w) in kinds)
+            if names and f" {plain(' '.join(names))} " not in grounded:
                 return f"ungrounded name: {' '.join(names).strip('.,')!r}"
     for title in other_titles:
         if title in text and title not in facts["title"]:

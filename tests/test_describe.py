@@ -41,6 +41,8 @@ def test_check_rejects_names_and_titles_absent_from_the_metadata():
         .startswith("ungrounded name")
     assert rejection("Heat is a crime thriller that many call a cousin of the insider.", HEAT, {"the insider"}) == \
         "names another title: 'the insider'"
+    assert rejection("Heat is a 1995 Action Thriller directed by Robert Mann.", HEAT, set()) == \
+        "ungrounded name: 'Robert Mann'"  # both words are in the facts, the name is not
     assert rejection("Title: Heat Genres: Crime Director: Michael Mann", HEAT, set()) == "echoed the facts"
     assert rejection("Heat.", HEAT, set()) == "too short or truncated"
 
