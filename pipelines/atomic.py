@@ -5,6 +5,7 @@ A crash mid-write leaves the previous file (or none), never half a file that a l
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -63,3 +64,11 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
 def write_json(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Write `rows` (all with the first row's keys, in that order) as a CSV with a header."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -10,7 +10,6 @@ The index folder is written beside the target and swapped in only when complete.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import time
@@ -25,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.atomic import atomic_dir, atomic_path, write_json
+from pipelines.atomic import atomic_dir, write_csv, write_json
 from pipelines.params import load_section
 from pipelines.schemas import DOCUMENTS, PAIRS, conform
 from serving.encoder import Encoder
@@ -197,13 +196,6 @@ def tuning_texts(queries: list[str], short_words: int) -> dict[str, list[str]]:
     return {"full": queries, "short": [" ".join(text.split()[:short_words]) for text in queries]}
 
 
-def write_curve_csv(curve: list[dict[str, float]], path: Path) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(curve[0]))
-        writer.writeheader()
-        writer.writerows(curve)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec index", description=__doc__)
     parser.add_argument("--documents", type=Path, required=True, help="pairs stage documents.parquet")
@@ -225,6 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     encoder = Encoder.load(args.encoder, "int8")
     tune_vectors = {name: encoder.encode(part) for name, part in texts.items()}
     report = build_index(args.out, args.documents, args.embeddings, args.items, tune_vectors, settings)
-    write_curve_csv(report["curve"], args.curve)
+    write_csv(report["curve"], args.curve)
     write_json(report, args.report)
     return 0

@@ -14,7 +14,6 @@ one mined hard negative per pair (`sentence_transformers.util.mine_hard_negative
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 from transformers import TrainerCallback
 
-from pipelines.atomic import atomic_dir, atomic_path
+from pipelines.atomic import atomic_dir, write_csv
 from pipelines.params import load_section
 from pipelines.schemas import DOCUMENTS, PAIRS, conform
 
@@ -151,13 +150,6 @@ def train(pairs_dir: Path, params: TrainParams, out: Path) -> list[tuple[int, fl
     return curve
 
 
-def write_curve(curve: list[tuple[int, float]], path: Path) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "loss"])
-        writer.writerows(curve)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,6 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = TrainParams.from_section(load_section("train", args.params))
     curve = train(args.pairs, params, args.out)
-    write_curve(curve, args.loss_csv)
+    write_csv([{"step": step, "loss": loss} for step, loss in curve], args.loss_csv)
     print(f"trained {args.out}: loss {curve[0][1]:.4f} -> {curve[-1][1]:.4f} over {curve[-1][0]} steps")
     return 0
