@@ -60,6 +60,9 @@ def markdown(metrics: dict[str, Any], systems: Sequence[str], names: Sequence[st
                 apart = ref["recall@10_ci_low"] > metrics[s]["recall@10_ci_high"] or \
                     ref["recall@10_ci_high"] < metrics[s]["recall@10_ci_low"]
                 lines.append(f"- {SYSTEMS.get(s, s)}: {'non-overlapping' if apart else 'overlapping'}")
+    for kind, own in metrics.get("by_kind", {}).items():
+        lines += ["", f"## {kind} queries alone ({own['queries']})", "", header]
+        lines += [f"| {SYSTEMS.get(s, s)} | " + " | ".join(cell(own[s], n) for n in names) + " |" for s in systems]
     if "mean_cosine" in metrics:
         lines += ["", "## Mean cosine of relevant (query, item) pairs", "",
                   "| model | relevant pairs | random pairs (scale) |", "|---|---|---|"]

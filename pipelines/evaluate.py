@@ -56,6 +56,7 @@ class QuerySet:
     texts: list[str]
     relevance: list[Relevance]  # per query: item id -> gain
     exclude: list[set[str]]  # per query: items never counted in its ranking (the anchor of a co-liked pair)
+    kinds: list[str]  # per query: the pair kind it came from (review, co_liked, synthetic, ...)
 
     def rankings(self, ranked: Rankings, k: int) -> Rankings:
         """`ranked` (fetched with `fetch_k(k)`) without each query's excluded items, cut to k."""
@@ -63,6 +64,12 @@ class QuerySet:
 
     def fetch_k(self, k: int) -> int:
         return k + max((len(skip) for skip in self.exclude), default=0)
+
+    def of_kind(self, kind: str) -> tuple[QuerySet, list[int]]:
+        """The queries of one kind, and their positions in this set."""
+        rows = [i for i, own in enumerate(self.kinds) if own == kind]
+        return QuerySet(*([values[i] for i in rows] for values in
+                          (self.texts, self.relevance, self.exclude, self.kinds))), rows
 
 
 def hard_queries(pairs: pa.Table, limit: int, seed: int) -> QuerySet:
@@ -73,15 +80,18 @@ def hard_queries(pairs: pa.Table, limit: int, seed: int) -> QuerySet:
     """
     relevant: dict[str, dict[str, float]] = {}
     exclude: dict[str, set[str]] = {}
+    kind: dict[str, str] = {}
     for row in pairs.select(["query_id", "query", "item_id", "kind"]).to_pylist():
         relevant.setdefault(row["query"], {})[row["item_id"]] = 1.0
+        kind.setdefault(row["query"], row["kind"])
         anchors = exclude.setdefault(row["query"], set())
         if row["kind"] == "co_liked":
             anchors.add(row["query_id"].split(">", 1)[0])
     texts = sorted(relevant)
     if limit < len(texts):
         texts = [texts[i] for i in sorted(np.random.default_rng(seed).choice(len(texts), limit, replace=False))]
-    return QuerySet(texts, [relevant[t] for t in texts], [exclude[t] - set(relevant[t]) for t in texts])
+    return QuerySet(texts, [relevant[t] for t in texts], [exclude[t] - set(relevant[t]) for t in texts],
+                    [kind[t] for t in texts])
 
 
 def exact_rankings(doc_vectors: np.ndarray, doc_ids: Sequence[str], query_vectors: np.ndarray, k: int) -> Rankings:
@@ -125,6 +135,16 @@ def score_systems(rankings: dict[str, Rankings], queries: QuerySet, names: Seque
                  for k, v in flat_interval(name, paired_difference(scores[reference][name], scores[system][name],
                                                                    weights, confidence)).items()}
         for system in scores if system != reference}
+    return out
+
+
+def scores_by_kind(rankings: dict[str, Rankings], queries: QuerySet, params: dict[str, Any]) -> dict[str, Any]:
+    """The ablation again on each kind of query alone (a mixed test set can hide a weak or strong kind)."""
+    out = {}
+    for kind in sorted(set(queries.kinds)):
+        subset, rows = queries.of_kind(kind)
+        ranked = {system: [rankings[system][i] for i in rows] for system in rankings}
+        out[kind] = {"queries": len(rows)} | score_systems(ranked, subset, params["metrics"], **bootstrap_params(params))
     return out
 
 
@@ -194,6 +214,8 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
     rankings = {system: queries.rankings(ranked, k) for system, ranked in rankings.items()}
     ann = ann_recall(index.search(int8_queries, 10).scores, index.search(int8_queries, 10, exact=True).scores)
     metrics = score_systems(rankings, queries, params["metrics"], **bootstrap_params(params))
+    if len(set(queries.kinds)) > 1:
+        metrics["by_kind"] = scores_by_kind(rankings, queries, params)
     latency = latencies_ms(Encoder.load(args.encoder, "int8", threads=1), index,
                            queries.texts[:int(params["latency_queries"])], 10)
     return finish(args.out, metrics, rankings, queries, params, latency, cosine,
@@ -207,7 +229,7 @@ def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str,
     settings = IndexSettings.from_params(params["beir"], f"{args.params}: evaluate.beir")
     encoder = beir_encoder(args)
     k, batch = max_k(params), int(params["batch_size"])
-    queries = QuerySet(data.queries, data.qrels, [set() for _ in data.queries])
+    queries = QuerySet(data.queries, data.qrels, [set() for _ in data.queries], ["beir"] * len(data.queries))
     with tempfile.TemporaryDirectory(prefix="semrec-beir-") as tmp:
         work = Path(tmp)
         write_parquet(pa.table({"item_id": data.doc_ids, "document": data.documents}, schema=DOCUMENTS),

@@ -1,6 +1,7 @@
 """pairs stage: (query, positive item) pairs, a leakage-free train/test split, and the documents to embed.
 
-    semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs [--extra-pairs F]
+    semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs \
+                 [--extra-train F --extra-test F]
 
 Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queries`):
 - `reviews`: query = review summary + body of a positive review (rating >= min_rating, body of at least
@@ -9,14 +10,16 @@ Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queri
 - `co_liked` (no review text): query = the document of an item a user liked, positive = the next item
   the same user liked (by time); at most `co_liked_per_user` pairs per user, `co_liked_max_pairs` in all.
   Its hard form is the liked item's bare title.
-`--extra-pairs` adds pairs made elsewhere (e.g. synthetic conversational queries) in the PAIRS schema;
-they are their own hard form. `test_hard.parquet` = the test rows, each with its query's hard form.
+`--extra-train` / `--extra-test` add pairs made and split elsewhere (synthetic conversational queries,
+held out by their producer's own groups) in the PAIRS schema; they are their own hard form.
+`test_hard.parquet` = the test rows, each with its query's hard form.
 
 Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.split): the
 review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
 both sides. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
 (catalogs whose items have no text of their own) it adds snippets of that item's TRAINING reviews only;
-the reviews so quoted are then dropped from the training queries.
+the reviews so quoted are then dropped from the training queries. `train_hard_queries: true` also trains
+on each training query's hard form, the shape the test queries have.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from __future__ import annotations
 import argparse
 import random
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -51,6 +54,7 @@ class PairsParams:
     co_liked_per_user: int
     co_liked_max_pairs: int
     document_review_chars: int
+    train_hard_queries: bool
 
     @classmethod
     def from_section(cls, section: dict[str, Any], catalog: str) -> PairsParams:
@@ -68,7 +72,8 @@ class PairsParams:
                      hard_query_tokens=int(section["hard_query_tokens"]),
                      co_liked_per_user=int(section["co_liked_per_user"]),
                      co_liked_max_pairs=int(section["co_liked_max_pairs"]),
-                     document_review_chars=int(own.get("document_review_chars", 0)))
+                     document_review_chars=int(own.get("document_review_chars", 0)),
+                     train_hard_queries=bool(own.get("train_hard_queries", False)))
         if not 0 < params.test_fraction < 1:
             raise ValueError(f"pairs.test_fraction must be in (0, 1), not {params.test_fraction}")
         return params
@@ -127,9 +132,16 @@ def co_liked_pairs(interactions: Iterable[dict[str, Any]], items: dict[str, dict
 
 
 def extra_pairs(table: pa.Table) -> list[Pair]:
-    """Pairs made elsewhere (synthetic conversational queries: already short, their own hard form)."""
+    """Pairs made and split elsewhere (synthetic conversational queries: already short, their own hard form)."""
     return [Pair(query_id=r["query_id"], query=r["query"], item_id=r["item_id"], kind=r["kind"],
                  group=normalise(r["query"]), hard_query=r["query"]) for r in table.to_pylist()]
+
+
+def hard_forms(pairs: list[Pair]) -> list[Pair]:
+    """Each pair again with its hard (test-time shaped) query, where that differs: same group, so the
+    split is unchanged."""
+    return [replace(p, query_id=f"{p.query_id}#hard", query=p.hard_query, kind=f"{p.kind}_hard")
+            for p in pairs if normalise(p.hard_query) != normalise(p.query)]
 
 
 def drop_duplicates(pairs: list[Pair]) -> list[Pair]:
@@ -193,18 +205,26 @@ def pairs_table(pairs: list[Pair], hard: bool = False) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PAIRS)
 
 
-def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], extra: list[Pair],
-          params: PairsParams) -> tuple[dict[str, pa.Table], dict[str, Any]]:
-    """All outputs (name -> table) and the metrics, from already-validated inputs."""
+def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], params: PairsParams,
+          extra_train: Sequence[Pair] = (), extra_test: Sequence[Pair] = ()) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """All outputs (name -> table) and the metrics, from already-validated inputs.
+
+    Extra pairs keep their producer's split. No training query is a test query in either form: a
+    generic hard form ("Love it!") can be both, and such training pairs are dropped."""
     if params.queries == "reviews":
         made = review_pairs(interactions, params)
     else:
         made = co_liked_pairs(interactions, {item["item_id"]: item for item in items}, params)
-    pairs = drop_duplicates(sorted(made + extra, key=lambda p: p.query_id))  # row order must not matter
+    pairs = drop_duplicates(sorted(made, key=lambda p: p.query_id))  # row order must not matter
     train, test = split(pairs, params.seed, params.test_fraction)
-    item_docs, quoted = item_documents(items, train, params.document_review_chars)
-    train_all, train = train, [p for p in train if p.group not in quoted]
-    kinds = sorted({p.kind for p in pairs})
+    test = drop_duplicates(test + list(extra_test))
+    merged = drop_duplicates(train + list(extra_train))
+    item_docs, quoted = item_documents(items, merged, params.document_review_chars)
+    unquoted = [p for p in merged if p.group not in quoted]
+    candidates = drop_duplicates(unquoted + hard_forms(unquoted) if params.train_hard_queries else unquoted)
+    test_queries = {normalise(q) for p in test for q in (p.query, p.hard_query)}
+    train = [p for p in candidates if normalise(p.query) not in test_queries]
+    kinds = sorted({p.kind for p in train + test})
     tables = {
         "train": pairs_table(train),
         "test": pairs_table(test),
@@ -215,14 +235,15 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], extra
         "items": len(items),
         "interactions": len(interactions),
         "pairs_made": len(made),
-        "pairs_extra": len(extra),
-        "duplicates_dropped": len(made) + len(extra) - len(pairs),
+        "pairs_extra": len(extra_train) + len(extra_test),
+        "duplicates_dropped": len(made) - len(pairs),
         "train": len(train),
         "test": len(test),
-        "test_share": round(len(test) / len(pairs), 4) if pairs else 0.0,
+        "test_share": round(len(test) / (len(test) + len(merged)), 4) if test else 0.0,
         "train_by_kind": {k: sum(p.kind == k for p in train) for k in kinds},
         "test_by_kind": {k: sum(p.kind == k for p in test) for k in kinds},
-        "train_quoted_in_documents": len(train_all) - len(train),
+        "train_quoted_in_documents": len(merged) - len(unquoted),
+        "train_dropped_as_test_query": len(candidates) - len(train),
         "documents_with_reviews": sum(d["document"] != i["document"] for d, i in zip(item_docs, items)),
     }
     return tables, metrics
@@ -238,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--ingest", required=True, type=Path, help="folder with items/interactions.parquet")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--extra-pairs", type=Path, help="Parquet of more pairs in the PAIRS schema")
+    parser.add_argument("--extra-train", type=Path, help="Parquet of more training pairs (PAIRS schema)")
+    parser.add_argument("--extra-test", type=Path, help="Parquet of more test pairs (PAIRS schema)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = PairsParams.from_section(load_section("pairs", args.params), args.catalog)
@@ -247,12 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     interactions = read(args.ingest / "interactions.parquet", INTERACTIONS)
     known = {item["item_id"] for item in items}
     check_items_known(((r["row_ref"], r["item_id"]) for r in interactions), known, "interactions.parquet")
-    extra = []
-    if args.extra_pairs:
-        extra = extra_pairs(conform(pq.read_table(args.extra_pairs), PAIRS, str(args.extra_pairs)))
-        check_items_known(((p.query_id, p.item_id) for p in extra), known, str(args.extra_pairs))
+    extra: dict[str, list[Pair]] = {"train": [], "test": []}
+    for side, path in (("train", args.extra_train), ("test", args.extra_test)):
+        if path:
+            extra[side] = extra_pairs(conform(pq.read_table(path), PAIRS, str(path)))
+            check_items_known(((p.query_id, p.item_id) for p in extra[side]), known, str(path))
 
-    tables, metrics = build(items, interactions, extra, params)
+    tables, metrics = build(items, interactions, params, extra["train"], extra["test"])
     for name, table in tables.items():
         write_parquet(table, args.out / f"{name}.parquet")
     write_json(metrics, args.out / "pairs.json")

@@ -327,11 +327,11 @@ def generate(movies: list[Movie], params: SynthParams) -> dict[str, list[Query]]
     return splits
 
 
-def training_pairs(train: list[Query], max_targets: int) -> pa.Table:
-    """(query, item) pairs for the encoder (`semrec pairs --extra-pairs`): train recommend queries whose
-    request is specific (at most `max_targets` matching movies), one pair per matching movie."""
-    rows = [{"query_id": f"{q.query_id}>{target}", "query": q.text, "item_id": target, "kind": "synthetic"}
-            for q in train if q.intent == "recommend" and len(q.targets) <= max_targets for target in q.targets]
+def encoder_pairs(queries: list[Query], max_targets: int) -> pa.Table:
+    """(query, item) pairs for the encoder (`semrec pairs --extra-train/--extra-test`): recommend queries
+    whose request is specific (at most `max_targets` matching movies), one pair per matching movie."""
+    rows = [{"query_id": f"{q.query_id}:{target}", "query": q.text, "item_id": target, "kind": "synthetic"}
+            for q in queries if q.intent == "recommend" and len(q.targets) <= max_targets for target in q.targets]
     return conform(pa.Table.from_pylist(rows, schema=PAIRS), PAIRS, "synthetic pairs")
 
 
@@ -358,14 +358,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", required=True, type=Path, help="movies items.parquet (ITEMS schema)")
     parser.add_argument("--out", required=True, type=Path,
-                        help="folder for train/test/noisy.parquet, pairs.parquet (train pairs), synth.json")
+                        help="folder for train/test/noisy.parquet, train/test_pairs.parquet (encoder pairs), synth.json")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = SynthParams(**load_section("synth", args.params))
     splits = generate(movies_from_items(pq.read_table(args.items)), params)
     for name, queries in splits.items():
         write_parquet(to_table(queries), args.out / f"{name}.parquet")
-    write_parquet(training_pairs(splits["train"], params.pair_max_targets), args.out / "pairs.parquet")
+    for side in ("train", "test"):
+        write_parquet(encoder_pairs(splits[side], params.pair_max_targets), args.out / f"{side}_pairs.parquet")
     write_json(summary(splits), args.out / "synth.json")
     print(summary(splits))
     return 0

@@ -45,8 +45,9 @@ def test_hard_queries_group_pairs_by_query_text():
 
 
 def test_catalog_evaluation_writes_the_ablation(fixture_inputs, tmp_path):
-    pq.write_table(pairs([("red dress", "i01"), ("red dress", "i02"), ("warm coat", "i10"),
-                          ("denim jeans", "i05")]), tmp_path / "test_hard.parquet")
+    reviews = pairs([("red dress", "i01"), ("red dress", "i02"), ("warm coat", "i10")])
+    pq.write_table(pa.concat_tables([reviews, pairs([("denim jeans", "i05")], "synthetic", ["s1"])]),
+                   tmp_path / "test_hard.parquet")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     out = tmp_path / "report"
     argv = ["--documents", fixture_inputs["documents"], "--pairs", tmp_path / "test_hard.parquet",
@@ -71,8 +72,13 @@ def test_catalog_evaluation_writes_the_ablation(fixture_inputs, tmp_path):
     cosine = metrics["mean_cosine"]
     assert cosine["zero_shot"] == cosine["fp32"] and cosine["fp32"]["relevant"] > cosine["fp32"]["random"]
     assert metrics["latency_ms"]["total_p50"] > 0
+    by_kind = metrics["by_kind"]  # the same rankings scored per kind of query
+    assert (by_kind["review"]["queries"], by_kind["synthetic"]["queries"]) == (2, 1)
+    assert by_kind["review"]["int8_exact"]["recall@1"] == pytest.approx(3 / 4)
+    assert by_kind["synthetic"]["int8_exact"]["recall@1"] == 1.0
     report = (out / "report.md").read_text()
-    assert report.count("| BM25 (bm25s) |") == 2  # ablation row + paired-difference row
+    assert "## synthetic queries alone (1)" in report
+    assert report.count("| BM25 (bm25s) |") == 4  # ablation row, paired-difference row, one per kind
     assert "| fine-tuned, INT8 ONNX, exact | 0.8333 [" in report
     assert (out / "recall_curves.png").read_bytes()[:4] == b"\x89PNG"
 

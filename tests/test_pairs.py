@@ -41,7 +41,7 @@ def bodies(table: pa.Table, interactions: list[dict]) -> set[str]:
 
 def test_review_split_shares_no_review_text_or_pair_and_documents_hold_no_test_review(fashion):
     items, interactions = fashion
-    tables, metrics = build(items, interactions, [], PairsParams.from_section(PARAMS, "fashion"))
+    tables, metrics = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
     train, test = tables["train"], tables["test"]
     assert train.num_rows > 150 and test.num_rows > 50
     assert not bodies(train, interactions) & bodies(test, interactions)
@@ -60,7 +60,7 @@ def test_review_split_shares_no_review_text_or_pair_and_documents_hold_no_test_r
 
 def test_hard_queries_are_the_summary_or_the_first_words_of_the_body(fashion):
     items, interactions = fashion
-    tables, _ = build(items, interactions, [], PairsParams.from_section(PARAMS, "fashion"))
+    tables, _ = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
     test, hard = tables["test"], tables["test_hard"]
     assert hard["query_id"].to_pylist() == test["query_id"].to_pylist()
     by_ref = {row["row_ref"]: row for row in interactions}
@@ -75,19 +75,19 @@ def test_split_is_seeded_and_independent_of_row_order(fashion):
     params = PairsParams.from_section(PARAMS, "fashion")
     shuffled = interactions[:]
     random.Random(7).shuffle(shuffled)
-    first, _ = build(items, interactions, [], params)
-    again, _ = build(items, shuffled, [], params)
+    first, _ = build(items, interactions, params)
+    again, _ = build(items, shuffled, params)
     assert first["train"].num_rows > 0
     for name in ("train", "test", "test_hard", "documents"):
         assert first[name].equals(again[name])
-    other, _ = build(items, interactions, [], PairsParams.from_section(PARAMS | {"seed": 43}, "fashion"))
+    other, _ = build(items, interactions, PairsParams.from_section(PARAMS | {"seed": 43}, "fashion"))
     assert set(other["test"]["query_id"].to_pylist()) != set(first["test"]["query_id"].to_pylist())
 
 
 def test_co_liked_pairs_respect_caps_users_and_split_by_query():
     items, interactions = movies_slice()
     rows = interactions.to_pylist()
-    tables, _ = build(items.to_pylist(), rows, [], PairsParams.from_section(PARAMS, "movies"))
+    tables, _ = build(items.to_pylist(), rows, PairsParams.from_section(PARAMS, "movies"))
     train, test = tables["train"].to_pylist(), tables["test"].to_pylist()
     assert len(train) + len(test) == PARAMS["co_liked_max_pairs"]
     liked = defaultdict(set)
@@ -112,27 +112,47 @@ def write_ingest(folder: Path, items: pa.Table, interactions: pa.Table) -> None:
     pq.write_table(interactions, folder / "interactions.parquet")
 
 
-def test_stage_adds_extra_pairs_and_refuses_unknown_items(tmp_path):
+def test_stage_keeps_the_split_of_extra_pairs_and_refuses_unknown_items(tmp_path):
     items, interactions = movies_slice(users=10)
     write_ingest(tmp_path / "ingest", items, interactions)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pairs": PARAMS}))
     item_id = items["item_id"][0].as_py()
-    extra = pa.Table.from_pylist([{"query_id": "s1", "query": "a feel-good movie for tonight", "item_id": item_id,
-                                   "kind": "synthetic"}], schema=PAIRS)
-    pq.write_table(extra, tmp_path / "extra.parquet")
+    synthetic = {"query_id": "s1", "query": "a feel-good movie for tonight", "item_id": item_id, "kind": "synthetic"}
+    held_out = synthetic | {"query_id": "s2", "query": "a heist film from the 1990s"}
+    for name, row in (("train", synthetic), ("test", held_out)):
+        pq.write_table(pa.Table.from_pylist([row], schema=PAIRS), tmp_path / f"extra_{name}.parquet")
     argv = ["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
-            "--extra-pairs", str(tmp_path / "extra.parquet"), "--params", str(tmp_path / "params.yaml")]
+            "--extra-train", str(tmp_path / "extra_train.parquet"), "--extra-test", str(tmp_path / "extra_test.parquet"),
+            "--params", str(tmp_path / "params.yaml")]
     assert pairs.main(argv) == 0
     metrics = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
-    written = pq.read_table(tmp_path / "pairs" / "train.parquet").to_pylist() + pq.read_table(
-        tmp_path / "pairs" / "test.parquet").to_pylist()
-    assert metrics["pairs_extra"] == 1 and metrics["train"] + metrics["test"] == len(written)
-    assert {"query_id": "s1", "query": "a feel-good movie for tonight", "item_id": item_id,
-            "kind": "synthetic"} in written
+    read = lambda name: pq.read_table(tmp_path / "pairs" / f"{name}.parquet").to_pylist()  # noqa: E731
+    assert metrics["pairs_extra"] == 2 and synthetic in read("train") and held_out in read("test")
+    assert held_out in read("test_hard")  # a synthetic request is its own hard form
+    assert metrics["test_by_kind"]["synthetic"] == metrics["train_by_kind"]["synthetic"] == 1
 
-    pq.write_table(extra.set_column(2, "item_id", pa.array(["no-such-item"])), tmp_path / "extra.parquet")
+    pq.write_table(pa.Table.from_pylist([synthetic | {"item_id": "no-such-item"}], schema=PAIRS),
+                   tmp_path / "extra_train.parquet")
     with pytest.raises(ValueError, match="'s1' names item_id 'no-such-item'"):
         pairs.main(argv)
+
+
+def test_training_on_hard_forms_never_trains_on_a_test_query(fashion):
+    items, interactions = fashion
+    own = PARAMS["catalogs"]["fashion"] | {"train_hard_queries": True}
+    params = PairsParams.from_section(PARAMS | {"catalogs": {"fashion": own}}, "fashion")
+    tables, metrics = build(items, interactions, params)
+    plain, _ = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
+    train = tables["train"].to_pylist()
+    assert plain["test_hard"].equals(tables["test_hard"]) and plain["documents"].equals(tables["documents"])
+    assert metrics["train_by_kind"]["review_hard"] > 100
+    test_queries = {normalise(q) for name in ("test", "test_hard") for q in tables[name]["query"].to_pylist()}
+    assert not {normalise(p["query"]) for p in train} & test_queries
+    assert metrics["train_dropped_as_test_query"] > 0  # generic summaries ("Love it!") are on both sides
+    hard = [p for p in train if p["kind"] == "review_hard"]
+    full = {p["query_id"]: p for p in train if p["kind"] == "review"}
+    for pair in hard:
+        assert pair["item_id"] == full.get(pair["query_id"].removesuffix("#hard"), pair)["item_id"]
 
 
 def test_unknown_query_source_is_refused_early():

@@ -9,7 +9,7 @@ import pytest
 from movie_slices import real_items
 
 from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, movies_from_items
-from pipelines.synth import INTENT_PRECEDENCE, TEMPLATES, SynthParams, generate, to_table, training_pairs
+from pipelines.synth import INTENT_PRECEDENCE, TEMPLATES, SynthParams, encoder_pairs, generate, to_table
 from serving.extraction import INTENTS
 
 PARAMS = SynthParams(seed=3, n_queries=900, test_fraction=0.25,
@@ -87,11 +87,16 @@ def test_multi_intent_takes_the_most_actionable_intent_and_both_requests_entitie
             assert name.lower() in q.text.lower(), (q.text, name)
 
 
-def test_training_pairs_come_from_specific_train_requests_only():
-    pairs = training_pairs(splits()["train"], max_targets=3).to_pylist()
-    test_texts = {q.text for q in splits()["test"]}
-    assert pairs and not {p["query"] for p in pairs} & test_texts
-    assert all(p["kind"] == "synthetic" for p in pairs)
+def test_encoder_pairs_come_from_specific_requests_and_keep_the_split():
+    made = splits()
+    train = encoder_pairs(made["train"], max_targets=3).to_pylist()
+    test = encoder_pairs(made["test"], max_targets=3).to_pylist()
+    assert train and test and not {p["query"] for p in train} & {p["query"] for p in test}
+    requests = {q.text: q for q in made["train"] + made["test"]}
+    for pair in train + test:
+        query = requests[pair["query"]]
+        assert query.intent == "recommend" and len(query.targets) <= 3 and pair["item_id"] in query.targets
+        assert pair["kind"] == "synthetic"
 
 
 def test_unknown_intent_weight_is_refused():
