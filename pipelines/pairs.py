@@ -1,4 +1,4 @@
-"""pairs stage: (query, positive item) pairs, a leakage-free train/test split, and the documents to embed.
+"""pairs stage: (query, positive item) pairs, a leakage-free train/validation/test split, and the documents.
 
     semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs \
                  [--extra-train F --extra-test F]
@@ -12,11 +12,12 @@ Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queri
   Its hard form is the liked item's bare title.
 `--extra-train` / `--extra-test` add pairs made and split elsewhere (synthetic conversational queries,
 held out by their producer's own groups) in the PAIRS schema; they are their own hard form.
-`test_hard.parquet` = the test rows, each with its query's hard form.
+`test_hard.parquet` = the test rows, each with its query's hard form; `validation.parquet` = the
+validation rows in hard form (what later choices, such as the hybrid weight, are tuned on).
 
 Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.split): the
 review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
-both sides. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
+two sides. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
 (catalogs whose items have no text of their own) it adds snippets of that item's TRAINING reviews only;
 the reviews so quoted are then dropped from the training queries. `train_hard_queries: true` also trains
 on each training query's hard form, the shape the test queries have.
@@ -38,7 +39,7 @@ import pyarrow.parquet as pq
 from pipelines.atomic import write_json, write_parquet
 from pipelines.params import load_section
 from pipelines.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
-from pipelines.split import is_test, normalise
+from pipelines.split import normalise, unit_hash
 
 QuerySource = Literal["reviews", "co_liked"]
 
@@ -47,6 +48,7 @@ QuerySource = Literal["reviews", "co_liked"]
 class PairsParams:
     seed: int
     test_fraction: float
+    validation_fraction: float
     min_rating: float
     queries: QuerySource
     review_min_words: int
@@ -67,6 +69,7 @@ class PairsParams:
             raise ValueError(f"pairs.catalogs.{catalog}.queries must be one of {get_args(QuerySource)}, "
                              f"not {own['queries']!r}")
         params = cls(seed=int(section["seed"]), test_fraction=float(section["test_fraction"]),
+                     validation_fraction=float(section["validation_fraction"]),
                      min_rating=float(section["min_rating"]), queries=own["queries"],
                      review_min_words=int(section["review_min_words"]),
                      hard_query_tokens=int(section["hard_query_tokens"]),
@@ -74,8 +77,10 @@ class PairsParams:
                      co_liked_max_pairs=int(section["co_liked_max_pairs"]),
                      document_review_chars=int(own.get("document_review_chars", 0)),
                      train_hard_queries=bool(own.get("train_hard_queries", False)))
-        if not 0 < params.test_fraction < 1:
-            raise ValueError(f"pairs.test_fraction must be in (0, 1), not {params.test_fraction}")
+        if not (0 < params.test_fraction and 0 <= params.validation_fraction
+                and params.test_fraction + params.validation_fraction < 1):
+            raise ValueError("pairs: need test_fraction > 0, validation_fraction >= 0 and their sum < 1, not "
+                             f"{params.test_fraction} and {params.validation_fraction}")
         return params
 
 
@@ -152,11 +157,14 @@ def drop_duplicates(pairs: list[Pair]) -> list[Pair]:
     return list(unique.values())
 
 
-def split(pairs: list[Pair], seed: int, test_fraction: float) -> tuple[list[Pair], list[Pair]]:
-    train, test = [], []
+def split(pairs: list[Pair], params: PairsParams) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """(train, validation, test) by the hash of each pair's group: a group lies wholly on one side."""
+    sides: tuple[list[Pair], list[Pair], list[Pair]] = ([], [], [])
     for pair in pairs:
-        (test if is_test(pair.group, seed, test_fraction) else train).append(pair)
-    return train, test
+        u = unit_hash(pair.group, params.seed)
+        sides[0 if u >= params.test_fraction + params.validation_fraction else 1 if u >= params.test_fraction
+              else 2].append(pair)
+    return sides
 
 
 def clip(text: str, max_chars: int) -> str:
@@ -209,24 +217,26 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
           extra_train: Sequence[Pair] = (), extra_test: Sequence[Pair] = ()) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     """All outputs (name -> table) and the metrics, from already-validated inputs.
 
-    Extra pairs keep their producer's split. No training query is a test query in either form: a
-    generic hard form ("Love it!") can be both, and such training pairs are dropped."""
+    Extra pairs keep their producer's split (train or test). No training query is a validation or test
+    query in either form: a generic hard form ("Love it!") can be both, and such training pairs are
+    dropped. Validation pairs carry their hard form, the shape of the test queries."""
     if params.queries == "reviews":
         made = review_pairs(interactions, params)
     else:
         made = co_liked_pairs(interactions, {item["item_id"]: item for item in items}, params)
     pairs = drop_duplicates(sorted(made, key=lambda p: p.query_id))  # row order must not matter
-    train, test = split(pairs, params.seed, params.test_fraction)
+    train, validation, test = split(pairs, params)
     test = drop_duplicates(test + list(extra_test))
     merged = drop_duplicates(train + list(extra_train))
     item_docs, quoted = item_documents(items, merged, params.document_review_chars)
     unquoted = [p for p in merged if p.group not in quoted]
     candidates = drop_duplicates(unquoted + hard_forms(unquoted) if params.train_hard_queries else unquoted)
-    test_queries = {normalise(q) for p in test for q in (p.query, p.hard_query)}
-    train = [p for p in candidates if normalise(p.query) not in test_queries]
+    held_out = {normalise(q) for p in test + validation for q in (p.query, p.hard_query)}
+    train = [p for p in candidates if normalise(p.query) not in held_out]
     kinds = sorted({p.kind for p in train + test})
     tables = {
         "train": pairs_table(train),
+        "validation": pairs_table(validation, hard=True),
         "test": pairs_table(test),
         "test_hard": pairs_table(test, hard=True),
         "documents": pa.Table.from_pylist(item_docs, schema=DOCUMENTS),
@@ -238,12 +248,13 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
         "pairs_extra": len(extra_train) + len(extra_test),
         "duplicates_dropped": len(made) - len(pairs),
         "train": len(train),
+        "validation": len(validation),
         "test": len(test),
-        "test_share": round(len(test) / (len(test) + len(merged)), 4) if test else 0.0,
+        "test_share": round(len(test) / (len(test) + len(validation) + len(merged)), 4) if test else 0.0,
         "train_by_kind": {k: sum(p.kind == k for p in train) for k in kinds},
         "test_by_kind": {k: sum(p.kind == k for p in test) for k in kinds},
         "train_quoted_in_documents": len(merged) - len(unquoted),
-        "train_dropped_as_test_query": len(candidates) - len(train),
+        "train_dropped_as_held_out_query": len(candidates) - len(train),
         "documents_with_reviews": sum(d["document"] != i["document"] for d, i in zip(item_docs, items)),
     }
     return tables, metrics

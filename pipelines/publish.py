@@ -34,7 +34,6 @@ import pyarrow.parquet as pq
 from pipelines.atomic import write_json
 from pipelines.hybrid_weight import best_weight, recall_by_weight
 from pipelines.params import load_section
-from pipelines.split import normalise
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, EncoderConfig, model_file
 from serving.hybrid import build_bm25, load_bm25, save_bm25
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, describe_folder
@@ -195,14 +194,6 @@ def global_item_ids(index: ShardedIndex) -> list[str]:
     return [i for shard in index.shards for i in shard.metadata.column("item_id").to_pylist()]
 
 
-def unquoted_pairs(pairs: pa.Table, documents: dict[str, str]) -> pa.Table:
-    """The pairs whose query text is not copied into their item's document: fashion documents quote
-    training reviews, which would hand BM25 the answer on training pairs."""
-    keep = [normalise(query)[:80] not in normalise(documents.get(item, ""))
-            for query, item in zip(pairs.column("query").to_pylist(), pairs.column("item_id").to_pylist())]
-    return pairs.filter(pa.array(keep, pa.bool_()))
-
-
 def sample_pairs(pairs: pa.Table, limit: int, seed: int) -> pa.Table:
     """Up to `limit` rows, a seeded sample in file order."""
     return pairs.take(sorted(random.Random(seed).sample(range(pairs.num_rows), min(limit, pairs.num_rows))))
@@ -222,7 +213,6 @@ def choose_bm25_weight(snapshot: Path, index: ShardedIndex, documents: pa.Table,
     `embeddings` row i embeds `documents` row i (the embed stage's contract)."""
     if len(embeddings) != documents.num_rows:
         raise ValueError(f"{len(embeddings)} embeddings for {documents.num_rows} documents")
-    text_of = dict(zip(documents.column("item_id").to_pylist(), documents.column("document").to_pylist()))
     document_row = {item_id: row for row, item_id in enumerate(documents.column("item_id").to_pylist())}
     ids = global_item_ids(index)
     row_of = {item_id: row for row, item_id in enumerate(ids)}
@@ -230,7 +220,7 @@ def choose_bm25_weight(snapshot: Path, index: ShardedIndex, documents: pa.Table,
     encoder = Encoder.load(snapshot / ENCODER_DIR, "int8")
     bm25 = load_bm25(snapshot / BM25_DIR)
     weights, k = [float(w) for w in params["weights"]], int(params["recall_at"])
-    chosen_on = sample_pairs(unquoted_pairs(validation, text_of), int(params["validation_pairs"]), int(params["seed"]))
+    chosen_on = sample_pairs(validation, int(params["validation_pairs"]), int(params["seed"]))
     recalls = measure_hybrid(chosen_on, encoder, by_global_row, bm25, row_of, weights, k)
     weight = best_weight(recalls)
     report: dict[str, Any] = {"bm25_weight": weight, "recall_at": k, "validation_pairs": chosen_on.num_rows,
@@ -286,7 +276,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--encoder", type=Path, required=True, help="folder with model_int8.onnx, tokenizer.json")
     parser.add_argument("--documents", type=Path, required=True, help="documents.parquet (item_id, document)")
     parser.add_argument("--embeddings", type=Path, required=True, help="embeddings.npy, row i = documents row i")
-    parser.add_argument("--validation", type=Path, required=True, help="pairs the hybrid weight is chosen on")
+    parser.add_argument("--validation", type=Path, required=True,
+                        help="pairs the hybrid weight is chosen on (the pairs stage's validation.parquet)")
     parser.add_argument("--test", type=Path, help="pairs the hybrid gain is reported on (never chosen on)")
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics.json")
     parser.add_argument("--report", type=Path, help="write what was published here (JSON, DVC metrics)")

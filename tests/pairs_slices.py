@@ -60,10 +60,11 @@ def write_fashion_pairs(folder: Path, rows: int = 800) -> Path:
     from pipelines.atomic import write_parquet
     from pipelines.pairs import PairsParams, build
 
-    params = PairsParams(seed=42, test_fraction=0.1, min_rating=4.0, queries="reviews", review_min_words=20,
-                         hard_query_tokens=20, co_liked_per_user=0, co_liked_max_pairs=0, document_review_chars=600)
+    params = PairsParams(seed=42, test_fraction=0.1, validation_fraction=0.05, min_rating=4.0, queries="reviews",
+                         review_min_words=20, hard_query_tokens=20, co_liked_per_user=0, co_liked_max_pairs=0,
+                         document_review_chars=600, train_hard_queries=False)
     items, interactions = fashion_slice(rows)
-    tables, _ = build(items.to_pylist(), interactions.to_pylist(), [], params)
+    tables, _ = build(items.to_pylist(), interactions.to_pylist(), params)
     for name, table in tables.items():
         write_parquet(table, folder / f"{name}.parquet")
     return folder

@@ -109,8 +109,7 @@ def write_inputs(root: Path, recall_at_10: float = 0.5, n_shards: int = 2) -> di
     write_manifest(index, entries, dim=DIM, ef_search=16, m=8, ef_construction=40)
     pq.write_table(items.select(["item_id", "document"]), root / "documents.parquet")
     np.save(root / "embeddings.npy", vectors, allow_pickle=False)
-    # validation pairs: the product code is only visible to BM25, so hybrid must win on these; q4 quotes
-    # its item's document, so it must not count when choosing the weight
+    # validation pairs: the product code is only visible to BM25, so hybrid must win on these
     pq.write_table(pa.table({"query_id": ["q1", "q2", "q3", "q4"],
                              "query": ["linen sku77", "jacket sku88", "warm coat", "White linen trousers"],
                              "item_id": ["i08", "i11", "i10", "i08"], "kind": ["review"] * 4}),

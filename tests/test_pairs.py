@@ -18,7 +18,7 @@ from pipelines.pairs import PairsParams, build
 from pipelines.schemas import PAIRS
 from pipelines.split import normalise
 
-PARAMS = {"seed": 42, "test_fraction": 0.2, "min_rating": 4.0, "review_min_words": 20, "hard_query_tokens": 20,
+PARAMS = {"seed": 42, "test_fraction": 0.2, "validation_fraction": 0.1, "min_rating": 4.0, "review_min_words": 20, "hard_query_tokens": 20,
           "co_liked_per_user": 5, "co_liked_max_pairs": 150,
           "catalogs": {"movies": {"queries": "co_liked"},
                        "fashion": {"queries": "reviews", "document_review_chars": 1200}}}
@@ -42,16 +42,17 @@ def bodies(table: pa.Table, interactions: list[dict]) -> set[str]:
 def test_review_split_shares_no_review_text_or_pair_and_documents_hold_no_test_review(fashion):
     items, interactions = fashion
     tables, metrics = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
-    train, test = tables["train"], tables["test"]
-    assert train.num_rows > 150 and test.num_rows > 50
-    assert not bodies(train, interactions) & bodies(test, interactions)
+    train, validation, test = tables["train"], tables["validation"], tables["test"]
+    assert train.num_rows > 150 and test.num_rows > 50 and validation.num_rows > 25
+    sides = [bodies(t, interactions) for t in (train, validation, test)]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
     as_pairs = lambda t: set(zip(map(normalise, t["query"].to_pylist()), t["item_id"].to_pylist()))  # noqa: E731
-    assert not as_pairs(train) & as_pairs(test)
+    assert not as_pairs(train) & (as_pairs(test) | as_pairs(validation))
 
     documents = " ".join(" ".join(tables["documents"]["document"].to_pylist()).lower().split())
     quoted = {b for b in map(normalise, (r["text"] or "" for r in interactions)) if b and b[:200] in documents}
     assert len(quoted) > 50  # training reviews are quoted in documents ...
-    assert not quoted & bodies(test, interactions)  # ... test reviews never
+    assert not quoted & (sides[1] | sides[2])  # ... held-out reviews never
     assert not quoted & bodies(train, interactions)  # ... and a quoted review is no training query
     assert metrics["train_quoted_in_documents"] > 0
     assert tables["documents"]["item_id"].to_pylist() == [i["item_id"] for i in items]
@@ -78,7 +79,7 @@ def test_split_is_seeded_and_independent_of_row_order(fashion):
     first, _ = build(items, interactions, params)
     again, _ = build(items, shuffled, params)
     assert first["train"].num_rows > 0
-    for name in ("train", "test", "test_hard", "documents"):
+    for name in ("train", "validation", "test", "test_hard", "documents"):
         assert first[name].equals(again[name])
     other, _ = build(items, interactions, PairsParams.from_section(PARAMS | {"seed": 43}, "fashion"))
     assert set(other["test"]["query_id"].to_pylist()) != set(first["test"]["query_id"].to_pylist())
@@ -89,7 +90,7 @@ def test_co_liked_pairs_respect_caps_users_and_split_by_query():
     rows = interactions.to_pylist()
     tables, _ = build(items.to_pylist(), rows, PairsParams.from_section(PARAMS, "movies"))
     train, test = tables["train"].to_pylist(), tables["test"].to_pylist()
-    assert len(train) + len(test) == PARAMS["co_liked_max_pairs"]
+    assert len(train) + tables["validation"].num_rows + len(test) == PARAMS["co_liked_max_pairs"]
     liked = defaultdict(set)
     for row in rows:
         if row["rating"] >= 4:
@@ -137,7 +138,7 @@ def test_stage_keeps_the_split_of_extra_pairs_and_refuses_unknown_items(tmp_path
         pairs.main(argv)
 
 
-def test_training_on_hard_forms_never_trains_on_a_test_query(fashion):
+def test_training_on_hard_forms_never_trains_on_a_held_out_query(fashion):
     items, interactions = fashion
     own = PARAMS["catalogs"]["fashion"] | {"train_hard_queries": True}
     params = PairsParams.from_section(PARAMS | {"catalogs": {"fashion": own}}, "fashion")
@@ -146,9 +147,9 @@ def test_training_on_hard_forms_never_trains_on_a_test_query(fashion):
     train = tables["train"].to_pylist()
     assert plain["test_hard"].equals(tables["test_hard"]) and plain["documents"].equals(tables["documents"])
     assert metrics["train_by_kind"]["review_hard"] > 100
-    test_queries = {normalise(q) for name in ("test", "test_hard") for q in tables[name]["query"].to_pylist()}
-    assert not {normalise(p["query"]) for p in train} & test_queries
-    assert metrics["train_dropped_as_test_query"] > 0  # generic summaries ("Love it!") are on both sides
+    held_out = {normalise(q) for name in ("validation", "test", "test_hard") for q in tables[name]["query"].to_pylist()}
+    assert not {normalise(p["query"]) for p in train} & held_out
+    assert metrics["train_dropped_as_held_out_query"] > 0  # generic summaries ("Love it!") are on two sides
     hard = [p for p in train if p["kind"] == "review_hard"]
     full = {p["query_id"]: p for p in train if p["kind"] == "review"}
     for pair in hard:
@@ -159,3 +160,10 @@ def test_unknown_query_source_is_refused_early():
     bad = PARAMS | {"catalogs": {"fashion": {"queries": "clicks"}}}
     with pytest.raises(ValueError, match="pairs.catalogs.fashion.queries must be one of"):
         PairsParams.from_section(bad, "fashion")
+
+
+@pytest.mark.parametrize("fractions", [(0.0, 0.1), (0.5, 0.5), (0.2, -0.1)])
+def test_split_fractions_are_checked(fractions):
+    test, validation = fractions
+    with pytest.raises(ValueError, match="test_fraction > 0, validation_fraction >= 0 and their sum < 1"):
+        PairsParams.from_section(PARAMS | {"test_fraction": test, "validation_fraction": validation}, "fashion")

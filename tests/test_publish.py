@@ -33,7 +33,7 @@ def test_publish_writes_a_verified_snapshot_that_the_reader_serves(fixture_input
     assert (manifest.dim, manifest.metric, manifest.ef_search) == (21, "inner_product", 16)
     # the product codes are invisible to the encoder, so BM25 must earn a weight on the validation pairs
     hybrid = published["hybrid"]
-    assert (hybrid["validation_pairs"], hybrid["test_pairs"]) == (3, 4)  # q4 quotes its document
+    assert (hybrid["validation_pairs"], hybrid["test_pairs"]) == (4, 4)
     assert hybrid["validation_recall"]["0.0"] < hybrid["validation_recall"]["0.5"] == 1.0
     assert manifest.bm25_weight == hybrid["bm25_weight"] == 0.5
     reader = Reader.open(root, "fashion", cache_dir=tmp_path / "cache")
