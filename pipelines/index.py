@@ -3,7 +3,8 @@
 Items go to shards by a stable hash of item_id; each shard is built by its own worker process, which
 reads its rows from the inputs on disk itself (so shards could as well build on separate machines).
 efSearch is tuned, not fixed: the smallest value on the grid whose recall@k against exact search
-reaches the target on held-out queries (training queries, whole and cut short; never test queries).
+reaches the target on held-out queries (the validation split, whole and cut short; never training
+queries, which the fine-tuned encoder has learned to place near their items, nor test queries).
 The index folder is written beside the target and swapped in only when complete.
 """
 
@@ -187,9 +188,9 @@ def sample_queries(pairs: Path, limit: int, seed: int) -> list[str]:
 
 
 def tuning_texts(queries: list[str], short_words: int) -> dict[str, list[str]]:
-    """The sampled training queries whole, and cut to their first `short_words` words.
+    """The sampled queries whole, and cut to their first `short_words` words.
 
-    Training queries can be whole documents (movies: the co-liked anchor's document) and such
+    Queries can be whole documents (movies: the co-liked anchor's document) and such
     queries sit where the documents are, which HNSW navigates easily; short user queries ("The
     Parent Trap") land elsewhere and need a larger efSearch. Tuning on both covers both.
     """
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--documents", type=Path, required=True, help="pairs stage documents.parquet")
     parser.add_argument("--embeddings", type=Path, required=True, help="embed stage .npy (row i = document i)")
     parser.add_argument("--items", type=Path, required=True, help="ingest items.parquet (display fields)")
-    parser.add_argument("--queries", type=Path, required=True, help="pairs whose queries tune efSearch (train split)")
+    parser.add_argument("--queries", type=Path, required=True, help="pairs whose queries tune efSearch (validation split)")
     parser.add_argument("--encoder", type=Path, required=True, help="ONNX encoder folder for those queries")
     parser.add_argument("--out", type=Path, required=True, help="index folder to write")
     parser.add_argument("--report", type=Path, required=True, help="build + tuning figures (JSON, DVC metrics)")
