@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from pipelines.atomic import write_json, write_parquet
 from pipelines.params import load_section
 from pipelines.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
-from pipelines.split import normalise, unit_hash
+from pipelines.split import Side, normalise, side
 
 QuerySource = Literal["reviews", "co_liked"]
 
@@ -158,13 +158,11 @@ def drop_duplicates(pairs: list[Pair]) -> list[Pair]:
 
 
 def split(pairs: list[Pair], params: PairsParams) -> tuple[list[Pair], list[Pair], list[Pair]]:
-    """(train, validation, test) by the hash of each pair's group: a group lies wholly on one side."""
-    sides: tuple[list[Pair], list[Pair], list[Pair]] = ([], [], [])
+    """(train, validation, test) by each pair's group: a group lies wholly on one side."""
+    sides: dict[Side, list[Pair]] = {"train": [], "validation": [], "test": []}
     for pair in pairs:
-        u = unit_hash(pair.group, params.seed)
-        sides[0 if u >= params.test_fraction + params.validation_fraction else 1 if u >= params.test_fraction
-              else 2].append(pair)
-    return sides
+        sides[side(pair.group, params.seed, params.test_fraction, params.validation_fraction)].append(pair)
+    return sides["train"], sides["validation"], sides["test"]
 
 
 def clip(text: str, max_chars: int) -> str:

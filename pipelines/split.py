@@ -1,13 +1,17 @@
-"""Seeded, order-independent train/test assignment by group key.
+"""Seeded, order-independent train/validation/test assignment by group key.
 
-A row goes to test when the hash of (seed, its group key) falls below the test fraction, so every
-row sharing a key (the same review text, the same query) lands on the same side, and the split
-neither depends on row order nor moves when unrelated rows are added.
+A row goes to test when the hash of (seed, its group key) falls below the test fraction, to
+validation when it falls in the next `validation_fraction`, else to train. Every row sharing a key
+(the same review text, the same query) lands on the same side, and the split neither depends on row
+order nor moves when unrelated rows are added (nor does test move when validation is carved out).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
+
+Side = Literal["train", "validation", "test"]
 
 
 def unit_hash(key: str, seed: int) -> float:
@@ -16,8 +20,9 @@ def unit_hash(key: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def is_test(key: str, seed: int, test_fraction: float) -> bool:
-    return unit_hash(key, seed) < test_fraction
+def side(key: str, seed: int, test_fraction: float, validation_fraction: float = 0.0) -> Side:
+    u = unit_hash(key, seed)
+    return "test" if u < test_fraction else "validation" if u < test_fraction + validation_fraction else "train"
 
 
 def normalise(text: str) -> str:

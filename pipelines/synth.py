@@ -28,7 +28,7 @@ from pipelines.atomic import write_json, write_parquet
 from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
 from pipelines.params import load_section
 from pipelines.schemas import PAIRS, SYNTH_QUERIES, conform
-from pipelines.split import is_test
+from pipelines.split import side
 from serving.extraction import FIELDS, INTENTS, Extraction, Intent
 
 Noise = Literal["typo", "missing_word", "multi_intent"]
@@ -322,7 +322,7 @@ def generate(movies: list[Movie], params: SynthParams) -> dict[str, list[Query]]
         key = query.text.lower()
         if key not in seen:
             seen.add(key)
-            splits["test" if is_test(query.group, params.seed, params.test_fraction) else "train"].append(query)
+            splits[side(query.group, params.seed, params.test_fraction)].append(query)
     splits["noisy"] = noisy_set(splits["test"], params.seed)
     return splits
 
