@@ -63,9 +63,11 @@ def matmuls_matching(onnx_path: Path, patterns: list[str]) -> list[str]:
 
 
 def quantize_int8(fp32_path: Path, int8_path: Path, keep_fp32: list[str]) -> None:
-    """Dynamic INT8 quantization, weights per output channel; `keep_fp32` nodes are left alone."""
+    """Dynamic INT8 quantization, weights per output channel; `keep_fp32` nodes are left alone.
+
+    Shape inference cannot type the outputs of fused contrib ops (Attention, ...): they are float."""
     quantize_dynamic(fp32_path, int8_path, per_channel=True, weight_type=QuantType.QInt8,
-                     nodes_to_exclude=keep_fp32)
+                     nodes_to_exclude=keep_fp32, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def held_out_texts(pairs_dir: Path, n: int) -> list[str]:
