@@ -63,9 +63,9 @@ TEMPLATES: dict[Intent, tuple[str, ...]] = {
         "what was {director}'s first movie?", "has {actor} ever won an oscar?", "where was {director} born?",
     ),
     "chitchat": (
-        "{greeting}", "{greeting}, how are you?", "{thanks}", "{thanks}, that's all for now", "tell me a joke",
-        "what's your name?", "you're awesome", "good night", "{greeting}, how's your day going?",
-        "nice to meet you", "do you like talking to people?", "{greeting}! are you a robot?",
+        "{greeting}", "{greeting}, how are you?", "{thanks}", "{thanks}, that's all for now", "{joke}",
+        "{greeting}, {joke}", "{farewell}", "{thanks}, {farewell}", "{about_you}", "{greeting}! {about_you}",
+        "{compliment}", "{small_talk}", "{greeting}, {small_talk}", "{greeting}, how's your day going?",
     ),
     "help": (
         "how do I {action} my {thing}?", "I can't {action} my {thing}", "where can I {action} my {thing}?",
@@ -73,10 +73,21 @@ TEMPLATES: dict[Intent, tuple[str, ...]] = {
     ),
 }
 
-# Fill-ins with no entity value (chit-chat and help); entity slots come from the anchor movie.
+# Fill-ins with no entity value (chit-chat and help); entity slots come from the anchor movie. Each
+# chit-chat kind has several phrasings, so the split holds out phrasings, not a whole kind of small talk.
 WORDS: dict[str, tuple[str, ...]] = {
     "greeting": ("hi", "hello", "hey", "hey there", "good morning", "good evening", "yo", "hiya"),
     "thanks": ("thanks", "thank you", "thanks a lot", "cheers", "much appreciated", "great, thanks"),
+    "joke": ("tell me a joke", "know any good jokes?", "make me laugh", "got a joke for me?", "say something funny",
+             "do you know any riddles?", "tell me a funny story"),
+    "farewell": ("good night", "bye", "goodbye", "see you later", "talk to you later", "catch you later",
+                 "I'm off to bed", "have a nice day"),
+    "about_you": ("what's your name?", "are you a robot?", "who made you?", "how old are you?",
+                  "do you have feelings?", "are you a real person?", "where do you live?", "do you ever sleep?"),
+    "compliment": ("you're awesome", "you're so helpful", "good job", "nice one", "you're the best",
+                   "I like talking to you", "that was helpful", "you're funny"),
+    "small_talk": ("what's up?", "nice to meet you", "do you like talking to people?", "what did you do today?",
+                   "I had a long day", "what's your favourite colour?", "how's the weather where you are?"),
     "action": ("reset", "change", "update", "cancel", "delete", "find", "recover"),
     "thing": ("password", "subscription", "account", "payment method", "email address", "watchlist",
               "profile", "billing details", "plan"),

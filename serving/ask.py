@@ -8,7 +8,8 @@
 
 `extract` is any text -> Extraction function. A snapshot's `intent/` folder (`Conversation.load`)
 ships both extractors, the LoRA-tuned LM as an ONNX decoder step (`serving.intent_model`,
-onnxruntime + tokenizers only) and the gazetteer (`gazetteer.json`), and names the one to use.
+onnxruntime + tokenizers only, decoding constrained to catalog names) and the gazetteer
+(`gazetteer.json`), and names the one to use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
+from serving.constrained import EntityConstraint
 from serving.extraction import Extraction
 from serving.gazetteer import Gazetteer
 from serving.intent_model import IntentModel
@@ -156,6 +158,13 @@ def ask(searcher: Searcher, extract: Callable[[str], Extraction], title_items: M
     return Answer(request, suggestions[:k], MESSAGES["recommend"])
 
 
+def constrained_extractor(model: IntentModel, gazetteer: Gazetteer) -> Callable[[str], Extraction]:
+    """The intent model with entity-constrained decoding: a field's names are the ones the message
+    mentions (the gazetteer's matches, overlaps included), or any catalog name if it mentions none."""
+    catalog = EntityConstraint(gazetteer.names())
+    return lambda text: model.extract(text, catalog.restricted(gazetteer.mentions(text)))
+
+
 @dataclass(frozen=True)
 class Conversation:
     """What a snapshot needs to answer conversational requests: an extractor and title -> item ids."""
@@ -174,7 +183,7 @@ class Conversation:
         if kind not in EXTRACTORS:
             raise ValueError(f"{folder}: extractor must be one of {EXTRACTORS}, not {kind!r}")
         gazetteer = Gazetteer.load(folder / GAZETTEER_FILE)
-        extract = IntentModel.load(folder).extract if kind == "model" else gazetteer.extract
+        extract = constrained_extractor(IntentModel.load(folder), gazetteer) if kind == "model" else gazetteer.extract
         return cls(extract, gazetteer.title_items, kind)
 
     def ask(self, searcher: Searcher, text: str, k: int = 10) -> Answer:

@@ -40,6 +40,24 @@ class Gazetteer:
     def load(cls, path: str | Path) -> Gazetteer:
         return cls(json.loads(Path(path).read_text(encoding="utf-8")))
 
+    def names(self) -> dict[str, set[str]]:
+        """The canonical names of each field: what the entity-constrained intent model may write."""
+        found: dict[str, set[str]] = {name: set() for name in FIELDS}
+        for matches in self.surfaces.values():
+            for name, canonical in matches:
+                found[name].add(canonical)
+        return found
+
+    def mentions(self, text: str) -> dict[str, set[str]]:
+        """Every canonical name whose surface form occurs in `text`, overlapping matches included."""
+        tokens = normalise(text).split()
+        found: dict[str, set[str]] = {name: set() for name in FIELDS}
+        for i in range(len(tokens)):
+            for length in range(1, min(self.longest, len(tokens) - i) + 1):
+                for name, canonical in self.surfaces.get(" ".join(tokens[i:i + length]), ()):
+                    found[name].add(canonical)
+        return found
+
     def entities(self, text: str) -> dict[str, list[str]]:
         """Canonical names per field, matched longest-first, left to right, without overlaps."""
         tokens = normalise(text).split()

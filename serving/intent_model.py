@@ -4,13 +4,15 @@ A folder (written by `semrec intent`) holds `model.onnx` (one decoder step: new 
 keys / values -> next-token logits + extended keys / values), `tokenizer.json` and
 `intent_model.json` (the prompt template, stop tokens, cache shape, decode budget). The prompt is
 run once, then one token per step until a stop token; the text goes through `extraction.parse`,
-so `extract` always returns a valid Extraction.
+so `extract` always returns a valid Extraction. Given an `EntityConstraint` (`serving.constrained`),
+decoding keeps every entity string on the way to a known name.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,11 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from serving.constrained import EntityConstraint, TokenTexts, open_entity
 from serving.extraction import Extraction, parse
 
+CANDIDATES = 64  # tokens tried, best first, where the allowed ones are not spelled out
+COMPLETION_LIMIT = 2000  # names fitting a prefix, at most, for spelling out the allowed tokens
 MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE = "model.onnx", "tokenizer.json", "intent_model.json"
 
 
@@ -58,8 +63,32 @@ class IntentModel:
         session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         return cls(session, Tokenizer.from_file(str(folder / TOKENIZER_FILE)), IntentModelConfig.read(folder))
 
-    def generate(self, text: str) -> str:
-        """The model's raw answer to one message (greedy)."""
+    @cached_property
+    def token_texts(self) -> TokenTexts:
+        return TokenTexts([self.tokenizer.decode([i]) for i in range(self.tokenizer.get_vocab_size())])
+
+    def next_token(self, logits: np.ndarray, answer: list[int], constraint: EntityConstraint | None) -> int:
+        """The argmax; with a constraint, the best token that keeps every entity string on a known name.
+
+        Inside an entity string the allowed tokens are spelled out from the names that fit; outside
+        one (or when too many names fit the prefix) the top CANDIDATES are tried, best first."""
+        best = int(logits.argmax())
+        if constraint is None:
+            return best
+        text = self.tokenizer.decode(answer)
+        inside = open_entity(text)
+        if inside is not None and inside[0] in constraint.names:
+            remainders = constraint.completions(*inside, limit=COMPLETION_LIMIT)
+            if remainders is not None:
+                allowed = self.token_texts.continuing(remainders)
+                return max(allowed, key=lambda t: logits[t]) if allowed else best
+        k = min(CANDIDATES, len(logits))
+        top = np.argpartition(-logits, k - 1)[:k]
+        best_first = top[np.argsort(-logits[top])]
+        return int(next((t for t in best_first if constraint.allows(text, self.token_texts.texts[t])), best))
+
+    def generate(self, text: str, constraint: EntityConstraint | None = None) -> str:
+        """The model's raw answer to one message (greedy, entity-constrained if given a constraint)."""
         c = self.config
         ids = self.tokenizer.encode(c.prompt_template.format(text=text), add_special_tokens=False).ids
         keys = values = np.zeros((c.layers, 1, c.kv_heads, 0, c.head_dim), dtype=np.float32)
@@ -67,12 +96,12 @@ class IntentModel:
         answer: list[int] = []
         for _ in range(c.max_new_tokens):
             logits, keys, values = self.session.run(None, {"input_ids": new, "past_keys": keys, "past_values": values})
-            token = int(logits[0].argmax())
+            token = self.next_token(logits[0], answer, constraint)
             if token in c.stop_ids:
                 break
             answer.append(token)
             new = np.array([[token]], dtype=np.int64)
         return self.tokenizer.decode(answer)
 
-    def extract(self, text: str) -> Extraction:
-        return parse(self.generate(text))[0]
+    def extract(self, text: str, constraint: EntityConstraint | None = None) -> Extraction:
+        return parse(self.generate(text, constraint))[0]

@@ -50,3 +50,11 @@ def test_intents_follow_the_rules_in_order():
 def test_everyday_one_word_titles_are_not_matched():
     assert gazetteer().extract("something up to date with heat").titles == ()
     assert gazetteer().title_items["Heat"] == ["6"]
+
+
+def test_mentions_keep_overlapping_names_and_names_are_the_canonical_ones():
+    mentioned = gazetteer().mentions("something like the matrix reloaded")
+    assert {"The Matrix", "The Matrix Reloaded"} <= mentioned["titles"]  # overlaps kept: candidates, not a parse
+    names = gazetteer().names()
+    assert mentioned["titles"] <= names["titles"] and "Keanu Reeves" in names["people"]
+    assert names["genres"] == set(GENRE_SURFACES)
