@@ -161,25 +161,46 @@ def rejection(text: str, facts: dict[str, Any], other_titles: set[str]) -> str |
 
 
 def llm_descriptions(todo: list[dict[str, Any]], folder: Path, params: DescribeParams,
-                     other_titles: set[str]) -> tuple[list[tuple[str | None, str | None]], dict[str, float]]:
-    """Generate for each facts dict; returns (accepted text or None, rejection reason) and throughput."""
+                     other_titles: set[str]) -> list[tuple[str | None, str | None, float, int]]:
+    """Generate for each facts dict: (accepted text or None, rejection reason, seconds, new tokens),
+    the seconds being the item's share of the batched generation time."""
     from pipelines import llm
 
     if not todo:
-        return [], {"items": 0}
+        return []
     model, tokenizer = llm.load(folder)
     prompts = [llm.chat_prompt(tokenizer, PROMPT.format(facts=facts_text(f))) for f in todo]
     started = time.perf_counter()
     generations = llm.generate(model, tokenizer, prompts, params.max_new_tokens, params.batch_size)
-    seconds = time.perf_counter() - started
+    share = (time.perf_counter() - started) / len(todo)
     results = []
     for facts, generation in zip(todo, generations):
         text = complete_sentences(generation.text)
         reason = rejection(text, facts, other_titles - {facts["title"]})
-        results.append((None if reason else text, reason))
-    tokens = sum(g.new_tokens for g in generations)
-    return results, {"items": len(todo), "seconds": round(seconds, 1), "tokens_per_s": round(tokens / seconds, 1),
-                     "items_per_s": round(len(todo) / seconds, 3)}
+        results.append((None if reason else text, reason, share, generation.new_tokens))
+    return results
+
+
+def throughput(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """LLM generation speed over every LLM row, cached ones with the time of the run that wrote them."""
+    generated = [r for r in rows if r["generation_seconds"] is not None]
+    if not generated:
+        return {"items": 0}
+    seconds = sum(r["generation_seconds"] for r in generated)
+    tokens = sum(r["new_tokens"] for r in generated)
+    return {"items": len(generated), "seconds": round(seconds, 1), "tokens_per_s": round(tokens / seconds, 1),
+            "items_per_s": round(len(generated) / seconds, 3)}
+
+
+def cached_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """An earlier run's rows by item id: none if there is no earlier output or it predates the schema."""
+    if not path.exists():
+        return {}
+    table = pq.read_table(path)
+    if not set(DESCRIPTIONS.names) <= set(table.column_names):
+        print(f"describe: {path} predates the current schema, every row is regenerated")
+        return {}
+    return {r["item_id"]: r for r in conform(table, DESCRIPTIONS, str(path)).to_pylist()}
 
 
 def describe(movies: list[Movie], previous: dict[str, dict[str, Any]], llm_folder: Path | None,
@@ -204,15 +225,16 @@ def describe(movies: list[Movie], previous: dict[str, dict[str, Any]], llm_folde
         elif m.item_id in llm_ids:
             todo.append((m.item_id, key, facts))
         else:
-            rows[m.item_id] = {"item_id": m.item_id, "metadata_sha256": key,
-                               "description": template_description(facts), "source": "template", "rejected": None}
+            rows[m.item_id] = {"item_id": m.item_id, "metadata_sha256": key, "description": template_description(facts),
+                               "source": "template", "rejected": None, "generation_seconds": None, "new_tokens": None}
     other_titles = {m.title for m in movies if len(m.title.split()) >= 2}
     if todo and llm_folder is None:
         raise ValueError("describe: mode llm needs --llm (the small LM folder)")
-    generated, throughput = llm_descriptions([f for _, _, f in todo], llm_folder, params, other_titles)
-    for (item_id, key, facts), (text, reason) in zip(todo, generated):
+    generated = llm_descriptions([f for _, _, f in todo], llm_folder, params, other_titles)
+    for (item_id, key, facts), (text, reason, seconds, new_tokens) in zip(todo, generated):
         rows[item_id] = {"item_id": item_id, "metadata_sha256": key, "description": text or template_description(facts),
-                         "source": "llm" if text else "template", "rejected": reason}
+                         "source": "llm" if text else "template", "rejected": reason,
+                         "generation_seconds": seconds, "new_tokens": new_tokens}
     ordered = [rows[m.item_id] for m in movies]
     llm_rows = [r for r in ordered if r["item_id"] in llm_ids]
     rejected = [r for r in llm_rows if r["rejected"]]
@@ -222,7 +244,7 @@ def describe(movies: list[Movie], previous: dict[str, dict[str, Any]], llm_folde
         "llm_accepted": len(llm_rows) - len(rejected), "llm_rejected": len(rejected),
         "hallucination_rejection_rate": round(len(rejected) / len(llm_rows), 4) if llm_rows else 0.0,
         "rejections_by_reason": dict(Counter(r["rejected"].split(":")[0] for r in rejected)),
-        "template": sum(r["source"] == "template" for r in ordered), "llm_throughput": throughput,
+        "template": sum(r["source"] == "template" for r in ordered), "llm_throughput": throughput(llm_rows),
     }
     return conform(pa.Table.from_pylist(ordered, schema=DESCRIPTIONS), DESCRIPTIONS, "descriptions"), metrics
 
@@ -273,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(params.threads)
     items = pq.read_table(args.items)
-    previous = ({r["item_id"]: r for r in conform(pq.read_table(args.out), DESCRIPTIONS, str(args.out)).to_pylist()}
-                if args.out.exists() else {})
+    previous = cached_rows(args.out)
     table, metrics = describe(movies_from_items(items), previous, args.llm, params)
     write_parquet(table, args.out)
     if args.queries:

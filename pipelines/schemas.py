@@ -89,6 +89,8 @@ DESCRIPTIONS = pa.schema(
         pa.field("description", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),  # llm | template
         pa.field("rejected", pa.string()),  # why the LLM's text was rejected (then source = template)
+        pa.field("generation_seconds", pa.float64()),  # LLM rows: their share of the generating run's time
+        pa.field("new_tokens", pa.int32()),  # LLM rows: tokens the LM wrote
     ]
 )
 

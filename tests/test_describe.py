@@ -8,11 +8,12 @@ from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import torch
 from movie_slices import items_titled, real_items, small_lm
 
-from pipelines.describe import DescribeParams, describe, facts_of, rejection, template_description
+from pipelines.describe import DescribeParams, cached_rows, describe, facts_of, rejection, template_description
 from pipelines.movie_kg import film_counts, movies_from_items
 
 PARAMS = DescribeParams(mode="llm", llm_items=0, seed=1, threads=1, max_new_tokens=24, batch_size=4,
@@ -56,6 +57,15 @@ def test_template_mode_needs_no_model_and_reuses_its_rows():
     assert again.equals(table) and metrics["reused_from_cache"] == 3
 
 
+def test_an_output_older_than_the_schema_is_no_cache(tmp_path):
+    movies = movies_from_items(items_titled("Heat", "Vertigo"))
+    table, _ = describe(movies, {}, None, dataclasses.replace(PARAMS, mode="template"))
+    pq.write_table(table.drop_columns(["new_tokens"]), tmp_path / "old.parquet")
+    assert cached_rows(tmp_path / "old.parquet") == {}
+    pq.write_table(table, tmp_path / "new.parquet")
+    assert set(cached_rows(tmp_path / "new.parquet")) == {m.item_id for m in movies}
+
+
 @pytest.mark.slow
 def test_llm_describes_real_items_and_regenerates_only_changed_ones():
     torch.set_num_threads(PARAMS.threads)
@@ -72,6 +82,7 @@ def test_llm_describes_real_items_and_regenerates_only_changed_ones():
                                pa.array([json.dumps(cast)] + items["attributes"].to_pylist()[1:]))
     second, metrics = describe(movies_from_items(changed), previous, small_lm(), PARAMS)
     assert metrics["generated_now"] == 1 and metrics["reused_from_cache"] == 2
+    assert metrics["llm_throughput"]["items"] == 3  # cached rows keep the time of the run that wrote them
     assert second.slice(1).equals(first.slice(1))
     assert second["metadata_sha256"][0] != first["metadata_sha256"][0]
     assert Counter(pc.equal(second["item_id"], first["item_id"]).to_pylist()) == Counter({True: 3})
