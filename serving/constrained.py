@@ -64,10 +64,10 @@ def entity_lists(text: str) -> Iterator[tuple[str, list[str], str | None]]:
 
 def open_entity(text: str) -> tuple[str, str] | None:
     """(field, partial string) when `text` ends inside a string of an entity list, else None."""
-    last = None
+    last: tuple[str, str] | None = None
     for field, _, partial in entity_lists(text):
-        last = (field, partial)
-    return (last[0], last[1]) if last is not None and last[1] is not None else None
+        last = (field, partial) if partial is not None else None
+    return last
 
 
 class EntityConstraint:
