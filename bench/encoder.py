@@ -36,6 +36,24 @@ from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, model_file
 Embed = Callable[[list[str], int], np.ndarray]
 THREADS = (1, 2)
 BLOCK = 25  # queries a variant runs in a row
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # x86 INT8 dot-product instructions
+
+
+def cpu() -> dict[str, object]:
+    """The CPU model and whether it has INT8 dot-product instructions: without them ONNX Runtime's
+    INT8 matmuls run on AVX2 multiply-adds, which sets the floor of the INT8 latency."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {"model": "unknown", "avx2": None, "int8_dot_product": None}
+    fields: dict[str, str] = {}
+    for line in info:
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())  # the first core's entry
+    flags = fields.get("flags", "").split()
+    return {"model": fields.get("model name", "unknown"), "avx2": "avx2" in flags,
+            "int8_dot_product": any(flag in flags for flag in INT8_DOT_FLAGS)}
 
 
 def unfused_encoder(model: SentenceTransformer, encoder_dir: Path, folder: Path) -> Path:
@@ -98,7 +116,9 @@ def markdown(result: dict) -> str:
     lines = [f"# Encoder benchmark ({result['model']})", "",
              f"{result['queries']} batch-1 queries (variants take turns over blocks of {result['block']}), "
              f"{result['documents']} documents at batch 32; "
-             f"load average before/after: {result['loadavg_before']} / {result['loadavg_after']}.", "",
+             f"load average before/after: {result['loadavg_before']} / {result['loadavg_after']}.",
+             f"CPU: {result['cpu']['model']}, {result['cpu_count']} cores, AVX2 {result['cpu']['avx2']}, "
+             f"INT8 dot-product instructions (VNNI/AMX) {result['cpu']['int8_dot_product']}.", "",
              "| variant | threads | p50 ms | p99 ms | docs/s (batch 32) |", "|---|---|---|---|---|"]
     for row in result["rows"]:
         lines.append(f"| {row['variant']} | {row['threads']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
@@ -143,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     size_ratio = sizes["model_fp32_bytes"] / sizes["model_int8_bytes"]
     result = {"model": str(args.model), "encoder": str(args.encoder), "queries": len(queries),
               "documents": len(documents), "block": BLOCK, "quick": args.quick, "cpu_count": os.cpu_count(),
+              "cpu": cpu(),
               "loadavg_before": loadavg_before, "loadavg_after": round(os.getloadavg()[0], 2), "rows": rows, **sizes,
               "goals": {"int8_speedup_1_thread": speedup, "int8_speedup_met": speedup >= 6,
                         "int8_p50_ms_1_thread": p50[("onnx_int8", 1)], "int8_p50_met": p50[("onnx_int8", 1)] <= 2,

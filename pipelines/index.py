@@ -172,7 +172,7 @@ def build_index(out: Path, documents: Path, embeddings: Path, items: Path, tune_
         ef_search = choose_ef_search(curve, key, settings.recall_target)
         replace(manifest, ef_search=ef_search).write(tmp)
     chosen = next(point for point in curve if point["ef_search"] == ef_search)
-    log.info("efSearch %d: %s %.4f (target %.2f)", ef_search, key, chosen[key], settings.recall_target)
+    log.info("efSearch %d: %s %.4f (target %g)", ef_search, key, chosen[key], settings.recall_target)
     return {"count": manifest.count, "shards": settings.shards, "dim": manifest.dim, "m": settings.m,
             "ef_construction": settings.ef_construction, "build_s": build_s, "ef_search": ef_search,
             "recall_target": settings.recall_target, **{k: v for k, v in chosen.items() if k.startswith(key)},
@@ -190,9 +190,9 @@ def sample_queries(pairs: Path, limit: int, seed: int) -> list[str]:
 def tuning_texts(queries: list[str], short_words: int) -> dict[str, list[str]]:
     """The sampled queries whole, and cut to their first `short_words` words.
 
-    Queries can be whole documents (movies: the co-liked anchor's document) and such
-    queries sit where the documents are, which HNSW navigates easily; short user queries ("The
-    Parent Trap") land elsewhere and need a larger efSearch. Tuning on both covers both.
+    The validation queries come in their test-time form (review summaries, movie titles, conversational
+    requests); cut short they stand for the terse queries users also type, which land elsewhere in the
+    space and can need a larger efSearch. Tuning on both covers both.
     """
     return {"full": queries, "short": [" ".join(text.split()[:short_words]) for text in queries]}
 

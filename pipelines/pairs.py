@@ -1,7 +1,7 @@
 """pairs stage: (query, positive item) pairs, a leakage-free train/validation/test split, and the documents.
 
     semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs \
-                 [--extra-train F --extra-test F]
+                 [--extra-train F --extra-validation F --extra-test F]
 
 Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queries`):
 - `reviews`: query = review summary + body of a positive review (rating >= min_rating, body of at least
@@ -10,8 +10,9 @@ Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queri
 - `co_liked` (no review text): query = the document of an item a user liked, positive = the next item
   the same user liked (by time); at most `co_liked_per_user` pairs per user, `co_liked_max_pairs` in all.
   Its hard form is the liked item's bare title.
-`--extra-train` / `--extra-test` add pairs made and split elsewhere (synthetic conversational queries,
-held out by their producer's own groups) in the PAIRS schema; they are their own hard form.
+`--extra-train` / `--extra-validation` / `--extra-test` add pairs made and split elsewhere (synthetic
+conversational queries, held out by their producer's own groups) in the PAIRS schema; they are their own
+hard form.
 `test_hard.parquet` = the test rows, each with its query's hard form; `validation.parquet` = the
 validation rows in hard form (what later choices, such as the hybrid weight, are tuned on).
 
@@ -212,10 +213,11 @@ def pairs_table(pairs: list[Pair], hard: bool = False) -> pa.Table:
 
 
 def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], params: PairsParams,
-          extra_train: Sequence[Pair] = (), extra_test: Sequence[Pair] = ()) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+          extra_train: Sequence[Pair] = (), extra_validation: Sequence[Pair] = (),
+          extra_test: Sequence[Pair] = ()) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     """All outputs (name -> table) and the metrics, from already-validated inputs.
 
-    Extra pairs keep their producer's split (train or test). No training query is a validation or test
+    Extra pairs keep their producer's split (train, validation or test). No training query is a validation or test
     query in either form: a generic hard form ("Love it!") can be both, and such training pairs are
     dropped. Validation pairs carry their hard form, the shape of the test queries."""
     if params.queries == "reviews":
@@ -224,6 +226,7 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
         made = co_liked_pairs(interactions, {item["item_id"]: item for item in items}, params)
     pairs = drop_duplicates(sorted(made, key=lambda p: p.query_id))  # row order must not matter
     train, validation, test = split(pairs, params)
+    validation = drop_duplicates(validation + list(extra_validation))
     test = drop_duplicates(test + list(extra_test))
     merged = drop_duplicates(train + list(extra_train))
     item_docs, quoted = item_documents(items, merged, params.document_review_chars)
@@ -231,7 +234,7 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
     candidates = drop_duplicates(unquoted + hard_forms(unquoted) if params.train_hard_queries else unquoted)
     held_out = {normalise(q) for p in test + validation for q in (p.query, p.hard_query)}
     train = [p for p in candidates if normalise(p.query) not in held_out]
-    kinds = sorted({p.kind for p in train + test})
+    kinds = sorted({p.kind for p in train + validation + test})
     tables = {
         "train": pairs_table(train),
         "validation": pairs_table(validation, hard=True),
@@ -243,13 +246,14 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
         "items": len(items),
         "interactions": len(interactions),
         "pairs_made": len(made),
-        "pairs_extra": len(extra_train) + len(extra_test),
+        "pairs_extra": len(extra_train) + len(extra_validation) + len(extra_test),
         "duplicates_dropped": len(made) - len(pairs),
         "train": len(train),
         "validation": len(validation),
         "test": len(test),
         "test_share": round(len(test) / (len(test) + len(validation) + len(merged)), 4) if test else 0.0,
         "train_by_kind": {k: sum(p.kind == k for p in train) for k in kinds},
+        "validation_by_kind": {k: sum(p.kind == k for p in validation) for k in kinds},
         "test_by_kind": {k: sum(p.kind == k for p in test) for k in kinds},
         "train_quoted_in_documents": len(merged) - len(unquoted),
         "train_dropped_as_held_out_query": len(candidates) - len(train),
@@ -269,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest", required=True, type=Path, help="folder with items/interactions.parquet")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--extra-train", type=Path, help="Parquet of more training pairs (PAIRS schema)")
+    parser.add_argument("--extra-validation", type=Path, help="Parquet of more validation pairs (PAIRS schema)")
     parser.add_argument("--extra-test", type=Path, help="Parquet of more test pairs (PAIRS schema)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
@@ -278,13 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     interactions = read(args.ingest / "interactions.parquet", INTERACTIONS)
     known = {item["item_id"] for item in items}
     check_items_known(((r["row_ref"], r["item_id"]) for r in interactions), known, "interactions.parquet")
-    extra: dict[str, list[Pair]] = {"train": [], "test": []}
-    for side, path in (("train", args.extra_train), ("test", args.extra_test)):
+    extra: dict[str, list[Pair]] = {"train": [], "validation": [], "test": []}
+    for side, path in (("train", args.extra_train), ("validation", args.extra_validation), ("test", args.extra_test)):
         if path:
             extra[side] = extra_pairs(conform(pq.read_table(path), PAIRS, str(path)))
             check_items_known(((p.query_id, p.item_id) for p in extra[side]), known, str(path))
 
-    tables, metrics = build(items, interactions, params, extra["train"], extra["test"])
+    tables, metrics = build(items, interactions, params, extra["train"], extra["validation"], extra["test"])
     for name, table in tables.items():
         write_parquet(table, args.out / f"{name}.parquet")
     write_json(metrics, args.out / "pairs.json")

@@ -4,8 +4,9 @@ Each query comes from a template filled with facts of one anchor movie, so its i
 (canonical names) and target items (every movie satisfying all its constraints) are known by
 construction. Query i draws from its own `Random(f"{seed}:{i}")` (a rotating seed): the output is a
 pure function of (catalog, params). Queries built on the same entity filling share a group, and a
-group lies wholly in train or test, so no template instance leaks. The noisy set perturbs test
-queries only (typos, a dropped word, two requests in one message).
+group lies wholly in train, validation or test (pipelines.split), so no template instance leaks.
+Validation is what later stages tune on for conversational requests (efSearch, the hybrid weight).
+The noisy set perturbs test queries only (typos, a dropped word, two requests in one message).
 
     semrec synth --items data/movies/ingest/items.parquet --out data/movies/synth
 """
@@ -125,6 +126,7 @@ class SynthParams:
     seed: int
     n_queries: int
     test_fraction: float
+    validation_fraction: float
     intent_weights: dict[str, float]
     min_director_films: int
     min_actor_films: int
@@ -135,8 +137,10 @@ class SynthParams:
         unknown = set(self.intent_weights) - set(INTENTS)
         if unknown:
             raise ValueError(f"synth.intent_weights: unknown intent(s) {sorted(unknown)}; known: {INTENTS}")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"synth.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not (0 < self.test_fraction and 0 <= self.validation_fraction
+                and self.test_fraction + self.validation_fraction < 1):
+            raise ValueError("synth: need test_fraction > 0, validation_fraction >= 0 and their sum < 1, not "
+                             f"{self.test_fraction} and {self.validation_fraction}")
 
 
 class Catalog:
@@ -324,22 +328,22 @@ def noisy_set(test: list[Query], seed: int) -> list[Query]:
 
 
 def generate(movies: list[Movie], params: SynthParams) -> dict[str, list[Query]]:
-    """{'train', 'test', 'noisy'} query lists; duplicate texts are dropped (the first one is kept)."""
+    """{'train', 'validation', 'test', 'noisy'} query lists; duplicate texts are dropped (the first one is kept)."""
     catalog = Catalog(movies, params.min_director_films, params.min_actor_films)
     seen: set[str] = set()
-    splits: dict[str, list[Query]] = {"train": [], "test": []}
+    splits: dict[str, list[Query]] = {"train": [], "validation": [], "test": []}
     for i in range(params.n_queries):
         query = generate_one(i, catalog, params)
         key = query.text.lower()
         if key not in seen:
             seen.add(key)
-            splits[side(query.group, params.seed, params.test_fraction)].append(query)
+            splits[side(query.group, params.seed, params.test_fraction, params.validation_fraction)].append(query)
     splits["noisy"] = noisy_set(splits["test"], params.seed)
     return splits
 
 
 def encoder_pairs(queries: list[Query], max_targets: int) -> pa.Table:
-    """(query, item) pairs for the encoder (`semrec pairs --extra-train/--extra-test`): recommend queries
+    """(query, item) pairs for the encoder (`semrec pairs --extra-<side>`): recommend queries
     whose request is specific (at most `max_targets` matching movies), one pair per matching movie."""
     rows = [{"query_id": f"{q.query_id}:{target}", "query": q.text, "item_id": target, "kind": "synthetic"}
             for q in queries if q.intent == "recommend" and len(q.targets) <= max_targets for target in q.targets]
@@ -369,14 +373,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", required=True, type=Path, help="movies items.parquet (ITEMS schema)")
     parser.add_argument("--out", required=True, type=Path,
-                        help="folder for train/test/noisy.parquet, train/test_pairs.parquet (encoder pairs), synth.json")
+                        help="folder for train/validation/test/noisy.parquet, <side>_pairs.parquet (encoder pairs), "
+                             "synth.json")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = SynthParams(**load_section("synth", args.params))
     splits = generate(movies_from_items(pq.read_table(args.items)), params)
     for name, queries in splits.items():
         write_parquet(to_table(queries), args.out / f"{name}.parquet")
-    for side in ("train", "test"):
+    for side in ("train", "validation", "test"):
         write_parquet(encoder_pairs(splits[side], params.pair_max_targets), args.out / f"{side}_pairs.parquet")
     write_json(summary(splits), args.out / "synth.json")
     print(summary(splits))

@@ -120,17 +120,19 @@ def test_stage_keeps_the_split_of_extra_pairs_and_refuses_unknown_items(tmp_path
     item_id = items["item_id"][0].as_py()
     synthetic = {"query_id": "s1", "query": "a feel-good movie for tonight", "item_id": item_id, "kind": "synthetic"}
     held_out = synthetic | {"query_id": "s2", "query": "a heist film from the 1990s"}
-    for name, row in (("train", synthetic), ("test", held_out)):
+    tuning = synthetic | {"query_id": "s3", "query": "something by a director I love"}
+    for name, row in (("train", synthetic), ("validation", tuning), ("test", held_out)):
         pq.write_table(pa.Table.from_pylist([row], schema=PAIRS), tmp_path / f"extra_{name}.parquet")
     argv = ["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
-            "--extra-train", str(tmp_path / "extra_train.parquet"), "--extra-test", str(tmp_path / "extra_test.parquet"),
-            "--params", str(tmp_path / "params.yaml")]
+            "--extra-train", str(tmp_path / "extra_train.parquet"),
+            "--extra-validation", str(tmp_path / "extra_validation.parquet"),
+            "--extra-test", str(tmp_path / "extra_test.parquet"), "--params", str(tmp_path / "params.yaml")]
     assert pairs.main(argv) == 0
     metrics = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
     read = lambda name: pq.read_table(tmp_path / "pairs" / f"{name}.parquet").to_pylist()  # noqa: E731
-    assert metrics["pairs_extra"] == 2 and synthetic in read("train") and held_out in read("test")
-    assert held_out in read("test_hard")  # a synthetic request is its own hard form
-    assert metrics["test_by_kind"]["synthetic"] == metrics["train_by_kind"]["synthetic"] == 1
+    assert metrics["pairs_extra"] == 3 and synthetic in read("train") and held_out in read("test")
+    assert held_out in read("test_hard") and tuning in read("validation")  # a request is its own hard form
+    assert all(metrics[f"{side}_by_kind"]["synthetic"] == 1 for side in ("train", "validation", "test"))
 
     pq.write_table(pa.Table.from_pylist([synthetic | {"item_id": "no-such-item"}], schema=PAIRS),
                    tmp_path / "extra_train.parquet")

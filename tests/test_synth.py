@@ -12,7 +12,7 @@ from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, movies_fro
 from pipelines.synth import INTENT_PRECEDENCE, TEMPLATES, SynthParams, encoder_pairs, generate, to_table
 from serving.extraction import INTENTS
 
-PARAMS = SynthParams(seed=3, n_queries=900, test_fraction=0.25,
+PARAMS = SynthParams(seed=3, n_queries=900, test_fraction=0.25, validation_fraction=0.1,
                      intent_weights={"recommend": 0.6, "trivia": 0.15, "chitchat": 0.1, "help": 0.15},
                      min_director_films=2, min_actor_films=3, lowercase_rate=0.3, pair_max_targets=3)
 
@@ -67,12 +67,14 @@ def test_targets_satisfy_every_constraint_of_the_request():
                     for m in movies()), (q.text, target.title)
 
 
-def test_no_entity_filling_is_on_both_sides_and_noise_comes_from_test_only():
-    train_groups = {q.group for q in splits()["train"]}
-    test_groups = {q.group for q in splits()["test"]}
-    assert not train_groups & test_groups
-    assert {q.group for q in splits()["noisy"]} <= test_groups
-    assert not {q.text.lower() for q in splits()["train"]} & {q.text.lower() for q in splits()["test"]}
+def test_no_entity_filling_is_on_two_sides_and_noise_comes_from_test_only():
+    sides = ("train", "validation", "test")
+    groups = {side: {q.group for q in splits()[side]} for side in sides}
+    texts = {side: {q.text.lower() for q in splits()[side]} for side in sides}
+    assert all(groups[side] for side in sides)
+    for one, other in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not groups[one] & groups[other] and not texts[one] & texts[other]
+    assert {q.group for q in splits()["noisy"]} <= groups["test"]
 
 
 def test_multi_intent_takes_the_most_actionable_intent_and_both_requests_entities():
@@ -89,11 +91,12 @@ def test_multi_intent_takes_the_most_actionable_intent_and_both_requests_entitie
 
 def test_encoder_pairs_come_from_specific_requests_and_keep_the_split():
     made = splits()
-    train = encoder_pairs(made["train"], max_targets=3).to_pylist()
-    test = encoder_pairs(made["test"], max_targets=3).to_pylist()
-    assert train and test and not {p["query"] for p in train} & {p["query"] for p in test}
-    requests = {q.text: q for q in made["train"] + made["test"]}
-    for pair in train + test:
+    train, validation, test = (encoder_pairs(made[side], max_targets=3).to_pylist()
+                               for side in ("train", "validation", "test"))
+    queries = [{p["query"] for p in side} for side in (train, validation, test)]
+    assert all(queries) and not (queries[0] & queries[1] or queries[0] & queries[2] or queries[1] & queries[2])
+    requests = {q.text: q for q in made["train"] + made["validation"] + made["test"]}
+    for pair in train + validation + test:
         query = requests[pair["query"]]
         assert query.intent == "recommend" and len(query.targets) <= 3 and pair["item_id"] in query.targets
         assert pair["kind"] == "synthetic"
@@ -102,3 +105,9 @@ def test_encoder_pairs_come_from_specific_requests_and_keep_the_split():
 def test_unknown_intent_weight_is_refused():
     with pytest.raises(ValueError, match="unknown intent"):
         dataclasses.replace(PARAMS, intent_weights={"recommend": 1.0, "smalltalk": 1.0})
+
+
+@pytest.mark.parametrize("fractions", [(0.0, 0.1), (0.5, 0.5), (0.2, -0.1)])
+def test_split_fractions_are_checked(fractions):
+    with pytest.raises(ValueError, match="test_fraction"):
+        dataclasses.replace(PARAMS, test_fraction=fractions[0], validation_fraction=fractions[1])
