@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from pipelines.atomic import write_json, write_parquet
 from pipelines.params import load_section
 from pipelines.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
-from pipelines.split import Side, normalise, side
+from pipelines.split import Side, check_fractions, normalise, side
 
 QuerySource = Literal["reviews", "co_liked"]
 
@@ -78,10 +78,7 @@ class PairsParams:
                      co_liked_max_pairs=int(section["co_liked_max_pairs"]),
                      document_review_chars=int(own.get("document_review_chars", 0)),
                      train_hard_queries=bool(own.get("train_hard_queries", False)))
-        if not (0 < params.test_fraction and 0 <= params.validation_fraction
-                and params.test_fraction + params.validation_fraction < 1):
-            raise ValueError("pairs: need test_fraction > 0, validation_fraction >= 0 and their sum < 1, not "
-                             f"{params.test_fraction} and {params.validation_fraction}")
+        check_fractions("pairs", params.test_fraction, params.validation_fraction)
         return params
 
 

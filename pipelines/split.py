@@ -20,6 +20,13 @@ def unit_hash(key: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def check_fractions(section: str, test_fraction: float, validation_fraction: float) -> None:
+    """Refuse fractions `side` cannot honour: an empty test side, or no room left for train."""
+    if not (0 < test_fraction and 0 <= validation_fraction and test_fraction + validation_fraction < 1):
+        raise ValueError(f"{section}: need test_fraction > 0, validation_fraction >= 0 and their sum < 1, not "
+                         f"{test_fraction} and {validation_fraction}")
+
+
 def side(key: str, seed: int, test_fraction: float, validation_fraction: float = 0.0) -> Side:
     u = unit_hash(key, seed)
     return "test" if u < test_fraction else "validation" if u < test_fraction + validation_fraction else "train"

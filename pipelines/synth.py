@@ -29,7 +29,7 @@ from pipelines.atomic import write_json, write_parquet
 from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
 from pipelines.params import load_section
 from pipelines.schemas import PAIRS, SYNTH_QUERIES, conform
-from pipelines.split import side
+from pipelines.split import check_fractions, side
 from serving.extraction import FIELDS, INTENTS, Extraction, Intent
 
 Noise = Literal["typo", "missing_word", "multi_intent"]
@@ -137,10 +137,7 @@ class SynthParams:
         unknown = set(self.intent_weights) - set(INTENTS)
         if unknown:
             raise ValueError(f"synth.intent_weights: unknown intent(s) {sorted(unknown)}; known: {INTENTS}")
-        if not (0 < self.test_fraction and 0 <= self.validation_fraction
-                and self.test_fraction + self.validation_fraction < 1):
-            raise ValueError("synth: need test_fraction > 0, validation_fraction >= 0 and their sum < 1, not "
-                             f"{self.test_fraction} and {self.validation_fraction}")
+        check_fractions("synth", self.test_fraction, self.validation_fraction)
 
 
 class Catalog:
