@@ -32,7 +32,8 @@ import polars as pl
 import py3langid
 import yaml
 
-from pipelines import beam_transforms, filters, ingest, ingest_polars
+from pipelines.ingest import beam_transforms, filters, polars_engine
+from pipelines.ingest import stage as ingest
 
 RESULTS = Path(__file__).parent / "results"
 WORK = RESULTS / "tmp" / "ingest"
@@ -123,11 +124,11 @@ def timed_language_id() -> Iterator[dict[str, float]]:
         spent["texts"] += sum(t is not None for t in texts)
         return result
 
-    ingest_polars.languages = beam_transforms.languages = languages
+    polars_engine.languages = beam_transforms.languages = languages
     try:
         yield spent
     finally:
-        ingest_polars.languages = beam_transforms.languages = filters.languages
+        polars_engine.languages = beam_transforms.languages = filters.languages
 
 
 def run_engine(engine: str, input_name: str, folder: Path, params: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from ann import clustered, summary  # bench/ann.py: the same synthetic embedding mixture
 from pipelines import publish
 from pipelines.index import IndexSettings, build_index
-from pipelines.params import load_section
+from pipelines.common.params import load_section
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, model_file
 from serving.manifest import MANIFEST_NAME
 from serving.reader import Reader

@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("pipelines.fetch", "download the pinned real datasets and models, verify sha256"),
-    "ingest": ("pipelines.ingest", "filter, dedup and join a catalog into typed Parquet (Polars or Beam)"),
+    "ingest": ("pipelines.ingest.stage", "filter, dedup and join a catalog into typed Parquet (Polars or Beam)"),
     "pairs": ("pipelines.pairs", "build (query, item) pairs and the leakage-free train/test split"),
     "train": ("pipelines.train", "fine-tune the bi-encoder with MultipleNegativesRankingLoss"),
     "quantize": ("pipelines.quantize", "export the encoder to ONNX and quantize it to INT8"),
@@ -23,11 +23,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("pipelines.index", "build sharded FAISS HNSW indexes and the metadata cache"),
     "evaluate": ("pipelines.evaluate", "retrieval metrics vs baselines, ablations, bootstrap CIs"),
     "publish": ("pipelines.publish", "publish a versioned snapshot and move the LATEST pointer"),
-    "describe": ("pipelines.describe", "LLM-enriched movie descriptions"),
-    "synth": ("pipelines.synth", "synthetic conversational movie queries"),
-    "intent": ("pipelines.intent", "intent + entity model for conversational queries"),
-    "llm": ("pipelines.llm", "dequantize the small GGUF LM into a plain safetensors folder"),
-    "ask-eval": ("pipelines.ask_eval", "Recall@10 of conversational queries through ask vs plain search"),
+    "describe": ("pipelines.movies.describe", "LLM-enriched movie descriptions"),
+    "synth": ("pipelines.movies.synth", "synthetic conversational movie queries"),
+    "intent": ("pipelines.movies.intent", "intent + entity model for conversational queries"),
+    "llm": ("pipelines.movies.llm", "dequantize the small GGUF LM into a plain safetensors folder"),
+    "ask-eval": ("pipelines.movies.ask_eval", "Recall@10 of conversational queries through ask vs plain search"),
     "query": ("serving.cli", "query a published snapshot"),
     "serve": ("serving.http", "serve a published snapshot over HTTP"),
 }

@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipelines.atomic import atomic_path, write_json
-from pipelines.params import load_section
-from pipelines.schemas import DOCUMENTS, conform
+from pipelines.common.atomic import atomic_path, write_json
+from pipelines.common.params import load_section
+from pipelines.common.schemas import DOCUMENTS, conform
 from serving.encoder import VARIANTS, Encoder
 
 log = logging.getLogger(__name__)

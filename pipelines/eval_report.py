@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-from pipelines.atomic import atomic_path
+from pipelines.common.atomic import atomic_path
 
 SYSTEMS = {
     "bm25": "BM25 (bm25s)",

@@ -33,15 +33,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.atomic import write_json, write_parquet
 from pipelines.beir import load_beir
-from pipelines.bootstrap import Interval, interval, paired_difference, resample_weights
+from pipelines.common.atomic import write_json, write_parquet
+from pipelines.common.bootstrap import Interval, interval, paired_difference, resample_weights
+from pipelines.common.metrics import Relevance, parse_metric, per_query
+from pipelines.common.params import load_section
+from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 from pipelines.embed import embed_to_npy
 from pipelines.eval_report import SYSTEMS, markdown, plot_latency, plot_recall_curves, write_text
 from pipelines.index import IndexSettings, ann_recall, build_index
-from pipelines.metrics import Relevance, parse_metric, per_query
-from pipelines.params import load_section
-from pipelines.schemas import DOCUMENTS, PAIRS, conform
 from serving.encoder import Encoder
 from serving.hybrid import build_bm25, tokenize
 from serving.shards import METADATA, ShardedIndex

@@ -23,8 +23,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from pipelines.atomic import atomic_path, write_parquet
-from pipelines.params import load_section
+from pipelines.common.atomic import atomic_path, write_parquet
+from pipelines.common.params import load_section
 
 
 class ChecksumError(RuntimeError):

@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.atomic import atomic_dir, write_csv, write_json
-from pipelines.params import load_section
-from pipelines.schemas import DOCUMENTS, PAIRS, conform
+from pipelines.common.atomic import atomic_dir, write_csv, write_json
+from pipelines.common.params import load_section
+from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 from serving.encoder import Encoder
 from serving.shards import (
     METADATA,

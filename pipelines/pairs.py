@@ -16,7 +16,7 @@ hard form.
 `test_hard.parquet` = the test rows, each with its query's hard form; `validation.parquet` = the
 validation rows in hard form (what later choices, such as the hybrid weight, are tuned on).
 
-Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.split): the
+Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.common.split): the
 review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
 two sides. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
 (catalogs whose items have no text of their own) it adds snippets of that item's TRAINING reviews only;
@@ -37,10 +37,10 @@ from typing import Any, Literal, get_args
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.atomic import write_json, write_parquet
-from pipelines.params import load_section
-from pipelines.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
-from pipelines.split import Side, check_fractions, normalise, side
+from pipelines.common.atomic import write_json, write_parquet
+from pipelines.common.params import load_section
+from pipelines.common.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
+from pipelines.common.split import Side, check_fractions, normalise, side
 
 QuerySource = Literal["reviews", "co_liked"]
 

@@ -31,9 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.atomic import write_json
+from pipelines.common.atomic import write_json
+from pipelines.common.params import load_section
 from pipelines.hybrid_weight import best_weight, recall_by_weight
-from pipelines.params import load_section
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, EncoderConfig, model_file
 from serving.hybrid import build_bm25, load_bm25, save_bm25
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, describe_folder

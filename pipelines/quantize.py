@@ -27,10 +27,10 @@ import pyarrow.parquet as pq
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from sentence_transformers import SentenceTransformer
 
-from pipelines.atomic import atomic_dir, write_json
+from pipelines.common.atomic import atomic_dir, write_json
+from pipelines.common.params import load_section
+from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 from pipelines.onnx_export import encoder_config, export_onnx, save_tokenizer
-from pipelines.params import load_section
-from pipelines.schemas import DOCUMENTS, PAIRS, conform
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, model_file
 
 

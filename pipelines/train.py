@@ -32,9 +32,9 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 from transformers import TrainerCallback
 
-from pipelines.atomic import atomic_dir, write_csv
-from pipelines.params import load_section
-from pipelines.schemas import DOCUMENTS, PAIRS, conform
+from pipelines.common.atomic import atomic_dir, write_csv
+from pipelines.common.params import load_section
+from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import sys
 from typing import Any
 
 from serving.filters import FilterError, Filters
+from serving.hits import Hit
 from serving.reader import LATEST, Reader
-from serving.snapshot import MODES, Hit
+from serving.snapshot import MODES
 
 LIST_FILTERS = {"categories"}
 

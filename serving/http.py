@@ -18,9 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.filters import Filters, FilterError
+from serving.filters import FilterError, Filters
+from serving.hits import Hit
 from serving.reader import LATEST, Reader
-from serving.snapshot import Hit
 
 MAX_K = 100
 MAX_TEXT_CHARS = 2000

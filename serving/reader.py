@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from serving.cache import default_cache_dir, evict, pull
+from serving.conversation.ask import Answer
 from serving.filters import Filters
+from serving.hits import Hit
 from serving.manifest import Manifest, ManifestError, check_name
-from serving.ask import Answer
-from serving.snapshot import Hit, Mode, Snapshot
+from serving.snapshot import Mode, Snapshot
 from serving.store import Store
 
 log = logging.getLogger("semrec.reader")

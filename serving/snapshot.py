@@ -4,25 +4,23 @@ Layout (written by `semrec publish`, checked against manifest.json by serving.ca
   index/    the sharded HNSW index + metadata shards + id map (serving.shards)
   encoder/  model_int8.onnx, tokenizer.json, encoder.json (serving.encoder)
   bm25/     the BM25 index over the item documents, document g = global row g (shards in order)
-  intent/   optional (movies): what `ask` needs to read conversational requests (serving.ask)
+  intent/   optional (movies): what `ask` needs to read conversational requests (serving.conversation.ask)
   metrics.json, manifest.json
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
-import pyarrow as pa
 
-from serving.ask import Answer, Conversation
+from serving.conversation.ask import Answer, Conversation
 from serving.encoder import Encoder
 from serving.filters import FilterColumns, Filters
+from serving.hits import Hit, hits_from
 from serving.hybrid import bm25_scores, candidate_count, lexical_top, load_bm25, rank_fused
 from serving.manifest import Manifest
 from serving.shards import Hits, ShardedIndex
@@ -30,28 +28,6 @@ from serving.shards import Hits, ShardedIndex
 Mode = Literal["dense", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
 INDEX_DIR, ENCODER_DIR, BM25_DIR, INTENT_DIR = "index", "encoder", "bm25", "intent"
-
-
-@dataclass(frozen=True)
-class Hit:
-    item_id: str
-    score: float
-    title: str
-    creator: str | None
-    categories: list[str] | None
-    year: int | None
-    price: float | None
-    url: str | None
-    attributes: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def hits_from(metadata: pa.Table, scores: np.ndarray) -> list[Hit]:
-    rows = metadata.to_pylist()
-    return [Hit(score=float(score), **{**row, "attributes": json.loads(row["attributes"] or "{}")})
-            for row, score in zip(rows, scores)]
 
 
 class Snapshot:
@@ -103,7 +79,7 @@ class Snapshot:
         return hits_from(self.index.metadata(np.array([shard]), np.array([row])), np.ones(1))[0]
 
     def ask(self, text: str, k: int = 10) -> Answer:
-        """A conversational request, routed and explained (serving.ask); needs the snapshot's intent/."""
+        """A conversational request, routed and explained (serving.conversation.ask); needs the snapshot's intent/."""
         if self.conversation is None:
             raise ValueError(f"snapshot {self.snapshot_id} has no {INTENT_DIR}/ folder: it cannot read requests")
         return self.conversation.ask(self, text, k)

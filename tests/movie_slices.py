@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import catalogs
-from pipelines.params import load_section
+from pipelines.common.params import load_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
@@ -47,8 +47,8 @@ def small_lm() -> Path:
     if (LLM / "config.json").is_file():
         return LLM
     if not (LLM_CACHE / "config.json").is_file():
-        from pipelines import llm
         from pipelines.fetch import fetch_source
+        from pipelines.movies import llm
 
         (source,) = load_section("fetch", ROOT / "params.yaml")["llm"]
         with tempfile.TemporaryDirectory() as tmp:

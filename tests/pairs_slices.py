@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.schemas import INTERACTIONS, ITEMS, conform
+from pipelines.common.schemas import INTERACTIONS, ITEMS, conform
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 
@@ -57,7 +57,7 @@ def movies_slice(users: int = 40) -> tuple[pa.Table, pa.Table]:
 
 def write_fashion_pairs(folder: Path, rows: int = 800) -> Path:
     """Run the pairs logic on a real fashion slice and write its tables into `folder`."""
-    from pipelines.atomic import write_parquet
+    from pipelines.common.atomic import write_parquet
     from pipelines.pairs import PairsParams, build
 
     params = PairsParams(seed=42, test_fraction=0.1, validation_fraction=0.05, min_rating=4.0, queries="reviews",

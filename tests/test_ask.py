@@ -12,15 +12,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from movie_slices import real_items
 
-from pipelines.gazetteer import build
-from pipelines.movie_kg import movies_from_items
-from pipelines.ask_eval import evaluate
-from serving.ask import Answer, Conversation, ask, explain, people_of
-from serving.extraction import Extraction
+from pipelines.movies.ask_eval import evaluate
+from pipelines.movies.gazetteer import build
+from pipelines.movies.kg import movies_from_items
+from serving.conversation.ask import Answer, Conversation, ask, explain, people_of
+from serving.conversation.extraction import Extraction
+from serving.conversation.gazetteer import Gazetteer
+from serving.conversation.movie_facts import decade
 from serving.filters import Filters
-from serving.gazetteer import Gazetteer
-from serving.movie_facts import decade
-from serving.snapshot import Hit, hits_from
+from serving.hits import Hit, hits_from
 from serving.shards import METADATA
 
 TITLES = ("Heat", "Collateral", "Thief", "The Insider", "Casino", "Goodfellas", "Vertigo", "Rear Window",

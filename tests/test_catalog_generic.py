@@ -8,11 +8,11 @@ import inspect
 
 import polars as pl
 import pytest
-
 from ingest_slices import FIXTURES, ingest_params
+
 from pipelines import catalogs
 from pipelines.catalogs.source import Source
-from pipelines.ingest import ingest
+from pipelines.ingest.stage import ingest
 
 RAW = FIXTURES / "generic"
 # The README's example mapping, verbatim in shape.

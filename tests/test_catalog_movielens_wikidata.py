@@ -6,11 +6,11 @@ import json
 
 import polars as pl
 import pytest
-
 from ingest_slices import RAW, ROOT
+
 from pipelines import catalogs
 from pipelines.catalogs.movielens_wikidata import read_summaries, title_key
-from pipelines.params import load_section
+from pipelines.common.params import load_section
 
 OPTIONS = load_section("ingest", ROOT / "params.yaml")["catalogs"]["movies"]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import polars as pl
-
 from ingest_slices import RAW, ROOT
+
 from pipelines import catalogs
-from pipelines.params import load_section
+from pipelines.common.params import load_section
 
 OPTIONS = load_section("ingest", ROOT / "params.yaml")["catalogs"]["fashion"]
 

@@ -5,14 +5,13 @@ In CI these FAIL when the server is missing; locally without SEMREC_CEPH_ENDPOIN
 
 from __future__ import annotations
 
-
 import pytest
+from snapshot_fixture import publish_concurrently, publish_tiny
 
 from serving.cache import pull
 from serving.manifest import ManifestError
 from serving.reader import Reader
 from serving.store import Store
-from snapshot_fixture import publish_concurrently, publish_tiny
 
 pytestmark = pytest.mark.ceph
 

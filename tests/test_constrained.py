@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-from serving.constrained import EntityConstraint, TokenTexts, entity_lists, open_entity
-from serving.intent_model import IntentModel, IntentModelConfig
+from serving.conversation.constrained import EntityConstraint, TokenTexts, entity_lists, open_entity
+from serving.conversation.intent_model import IntentModel, IntentModelConfig
 
 NAMES = {"titles": ["Heat", "Heathers", 'Waiting for "Superman"'], "people": ["Embeth Davidtz", "Al Pacino"]}
 START = '{"intent":"recommend","titles":['

@@ -13,8 +13,8 @@ import pytest
 import torch
 from movie_slices import items_titled, real_items, small_lm
 
-from pipelines.describe import DescribeParams, cached_rows, describe, facts_of, rejection, template_description
-from pipelines.movie_kg import film_counts, movies_from_items
+from pipelines.movies.describe import DescribeParams, cached_rows, describe, facts_of, rejection, template_description
+from pipelines.movies.kg import film_counts, movies_from_items
 
 PARAMS = DescribeParams(mode="llm", llm_items=0, seed=1, threads=1, max_new_tokens=24, batch_size=4,
                         cast_in_facts=3, eval_queries=10, eval_items=50, eval_max_targets=10)

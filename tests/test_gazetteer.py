@@ -7,10 +7,10 @@ import json
 
 from movie_slices import real_items
 
-from pipelines.gazetteer import build
-from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, movies_from_items
-from serving.extraction import Extraction
-from serving.gazetteer import Gazetteer, normalise
+from pipelines.movies.gazetteer import build
+from pipelines.movies.kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, movies_from_items
+from serving.conversation.extraction import Extraction
+from serving.conversation.gazetteer import Gazetteer, normalise
 
 
 @functools.cache

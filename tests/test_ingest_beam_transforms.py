@@ -6,12 +6,18 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
-
 from ingest_slices import FILTERS
-from pipelines.beam_transforms import (
-    REJECTED, FilterInteractions, LanguageRule, RowRules, keep_earliest, min_positives, user_key,
+
+from pipelines.ingest.beam_transforms import (
+    REJECTED,
+    FilterInteractions,
+    LanguageRule,
+    RowRules,
+    keep_earliest,
+    min_positives,
+    user_key,
 )
-from pipelines.filters import ORDER, Rules
+from pipelines.ingest.filters import ORDER, Rules
 
 RULES = Rules.from_params(FILTERS)
 ENGLISH = "The fabric is soft and the fit is true to size."

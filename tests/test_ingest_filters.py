@@ -1,18 +1,25 @@
-"""The filter rules (pipelines/filters.py) and their Polars spelling agree row by row."""
+"""The filter rules (pipelines/ingest/filters.py) and their Polars spelling agree row by row."""
 
 from __future__ import annotations
 
 import polars as pl
 import pyarrow as pa
 import pytest
-
 from ingest_slices import FILTERS
-from pipelines import ingest_polars
-from pipelines.filters import (
-    ORDER, TOKEN_PATTERN, Rules, earliest_first, language_reason, languages, row_rejection, token_count,
+
+from pipelines.common.schemas import INTERACTIONS
+from pipelines.ingest import polars_engine
+from pipelines.ingest.filters import (
+    ORDER,
+    TOKEN_PATTERN,
+    Rules,
+    earliest_first,
+    language_reason,
+    languages,
+    row_rejection,
+    token_count,
 )
-from pipelines.ingest import check_engine
-from pipelines.schemas import INTERACTIONS
+from pipelines.ingest.stage import check_engine
 
 RULES = Rules.from_params(FILTERS)
 TRICKY = ["", "one", "two  words", "tab\tand\nnewline\r\n", "nbsp\u00a0joins", "em\u2003space",
@@ -61,7 +68,7 @@ def test_polars_duplicate_rule_keeps_the_earliest_and_ties_by_file_order():
         row(row_ref="f:8", user_id=None, timestamp=1),
     ], schema=INTERACTIONS)
     rules = Rules.from_params({**FILTERS, "min_user_positives": 1})
-    result = ingest_polars.run(table, pa.array(["i", "j"]), rules)
+    result = polars_engine.run(table, pa.array(["i", "j"]), rules)
     assert result.kept.column("row_ref").to_pylist() == ["f:2", "f:5", "f:7", "f:8"]
     assert result.rejected.column("_step").to_pylist() == ["duplicate"] * 4
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import py3langid
 import pyarrow.parquet as pq
-
 from ingest_slices import RAW
-from pipelines import langid
+
+from pipelines.ingest import langid
 
 
 def test_batched_labels_equal_py3langid_on_real_reviews_and_edge_cases():

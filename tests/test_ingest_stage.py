@@ -7,12 +7,12 @@ import json
 import polars as pl
 import pytest
 import yaml
-
 from ingest_slices import ROOT, real_raw_slice
-from pipelines import ingest
+
 from pipelines.catalogs.source import quarantine_table, rejection
-from pipelines.filters import TOKEN_PATTERN
-from pipelines.params import load_section
+from pipelines.common.params import load_section
+from pipelines.ingest import stage as ingest
+from pipelines.ingest.filters import TOKEN_PATTERN
 
 OUTPUTS = ("items.parquet", "interactions.parquet", "quarantine.parquet", "counts.json")
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from movie_slices import small_lm
 
-from pipelines import llm
-from pipelines.intent import IntentParams, collate, encode_example, predict_lm, prompt, scores, train_lora
-from pipelines.intent_onnx import DecoderStep, check_step
-from pipelines.synth import gold
-from serving.extraction import FIELDS, INTENTS, Extraction, parse
+from pipelines.movies import llm
+from pipelines.movies.intent import IntentParams, collate, encode_example, predict_lm, prompt, scores, train_lora
+from pipelines.movies.intent_onnx import DecoderStep, check_step
+from pipelines.movies.synth import gold
+from serving.conversation.extraction import FIELDS, INTENTS, Extraction, parse
 
 GOLD = Extraction("recommend", titles=("Heat",), genres=("Crime",), people=("Michael Mann",), themes=("gritty",))
 ROWS = [  # synth rows (SYNTH_QUERIES fields the stage reads)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.bootstrap import interval, paired_difference, resample_weights
-from pipelines.metrics import ndcg_at, per_query, recall_at, reciprocal_rank_at
+from pipelines.common.bootstrap import interval, paired_difference, resample_weights
+from pipelines.common.metrics import ndcg_at, per_query, recall_at, reciprocal_rank_at
 
 RANKING = ["a", "b", "c", "d"]
 BINARY = {"b": 1, "d": 1, "z": 1}  # z is relevant but never retrieved

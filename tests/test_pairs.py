@@ -14,9 +14,9 @@ import yaml
 from pairs_slices import fashion_slice, movies_slice
 
 from pipelines import pairs
+from pipelines.common.schemas import PAIRS
+from pipelines.common.split import normalise
 from pipelines.pairs import PairsParams, build
-from pipelines.schemas import PAIRS
-from pipelines.split import normalise
 
 PARAMS = {"seed": 42, "test_fraction": 0.2, "validation_fraction": 0.1, "min_rating": 4.0, "review_min_words": 20, "hard_query_tokens": 20,
           "co_liked_per_user": 5, "co_liked_max_pairs": 150,

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from snapshot_fixture import publish_concurrently, publish_tiny
 
 from pipelines import publish
 from serving.cache import pull
 from serving.manifest import MANIFEST_NAME, Manifest
 from serving.reader import Reader
 from serving.store import Store
-from snapshot_fixture import publish_concurrently, publish_tiny
+
 
 @pytest.fixture(params=["local", "s3"])
 def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:

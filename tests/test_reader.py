@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from snapshot_fixture import publish_tiny
 
 from serving.filters import FilterError
 from serving.manifest import ManifestError
 from serving.reader import Reader
 from serving.shards import ShardedIndex
 from serving.store import Store
-from snapshot_fixture import publish_tiny
 
 
 @pytest.fixture(scope="module")

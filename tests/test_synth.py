@@ -8,9 +8,9 @@ import functools
 import pytest
 from movie_slices import real_items
 
-from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, movies_from_items
-from pipelines.synth import INTENT_PRECEDENCE, TEMPLATES, SynthParams, encoder_pairs, generate, to_table
-from serving.extraction import INTENTS
+from pipelines.movies.kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, movies_from_items
+from pipelines.movies.synth import INTENT_PRECEDENCE, TEMPLATES, SynthParams, encoder_pairs, generate, to_table
+from serving.conversation.extraction import INTENTS
 
 PARAMS = SynthParams(seed=3, n_queries=900, test_fraction=0.25, validation_fraction=0.1,
                      intent_weights={"recommend": 0.6, "trivia": 0.15, "chitchat": 0.1, "help": 0.15},

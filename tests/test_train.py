@@ -14,7 +14,7 @@ from pairs_slices import write_fashion_pairs
 from sentence_transformers import SentenceTransformer
 
 from pipelines import train
-from pipelines.atomic import write_parquet
+from pipelines.common.atomic import write_parquet
 from pipelines.train import TrainParams, add_lora, merge_lora, with_hard_negatives
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, read
 from pipelines.catalogs.source import Source, attributes, canonical, check_items, document, settings
-from pipelines.schemas import INTERACTIONS
+from pipelines.common.schemas import INTERACTIONS
 
 DEFAULTS = {"category": None, "document_max_chars": 1200}
 REVIEW_FIELDS = [

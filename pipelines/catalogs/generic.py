@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, Kind, Rows, read
 from pipelines.catalogs.source import Source, Table, canonical, check_items, document, settings
-from pipelines.schemas import INTERACTIONS
+from pipelines.common.schemas import INTERACTIONS
 
 DEFAULTS = {"interactions": None, "items": None, "document_max_chars": 1200, "list_separator": "|"}
 KINDS: dict[Table, dict[str, Kind]] = {

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, read
 from pipelines.catalogs.source import Source, canonical, check_items, film_document, quarantine_frame, settings
-from pipelines.schemas import INTERACTIONS
+from pipelines.common.schemas import INTERACTIONS
 
 DEFAULTS = {
     "ratings": "movielens_latest_small.parquet",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from pipelines.schemas import ITEMS, QUARANTINE, conform
+from pipelines.common.schemas import ITEMS, QUARANTINE, conform
 
 Table = Literal["items", "interactions"]
 SEP = " [SEP] "

@@ -20,7 +20,7 @@ from pipelines.catalogs.source import (
     Source, attributes, canonical, check_items, film_document, quarantine_frame, quarantine_table, rejection,
     settings,
 )
-from pipelines.schemas import INTERACTIONS
+from pipelines.common.schemas import INTERACTIONS
 
 DEFAULTS = {
     "movies": "tmdb_5000_movies.csv",

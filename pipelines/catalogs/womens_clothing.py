@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, read
 from pipelines.catalogs.source import Source, canonical, check_items, settings
-from pipelines.schemas import INTERACTIONS
+from pipelines.common.schemas import INTERACTIONS
 
 DEFAULTS = {"reviews": "womens_clothing_reviews.parquet", "document_max_chars": 1200}
 FIELDS = [

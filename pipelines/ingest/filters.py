@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines import langid
-from pipelines.schemas import INTERACTIONS
+from pipelines.common.schemas import INTERACTIONS
+from pipelines.ingest import langid
 
 # Steps in order, each with the INTERACTIONS field it judges (the quarantine `field`).
 STEPS: dict[str, str] = {

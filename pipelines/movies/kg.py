@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from serving.movie_facts import split_names
+from serving.conversation.movie_facts import split_names
 
 # Canonical genre (MovieLens / OMDb spelling) -> how people say it before "movie" ("a sci-fi movie").
 GENRE_SURFACES: dict[str, tuple[str, ...]] = {

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from serving.extraction import FIELDS, INTENTS, Extraction
+from serving.conversation.extraction import FIELDS, INTENTS, Extraction
 
 
 def normalise(text: str) -> str:

@@ -9,7 +9,7 @@ counted. The tuned model, the base model prompted few-shot and the gazetteer bas
 the same clean test and noisy sets: intent macro-F1 and per-field entity F1 (`--metrics`).
 
 `--out` is what a snapshot ships for `ask`: the merged model as an ONNX decoder step
-(`serving.intent_model`), the gazetteer's data (`gazetteer.json`), and `conversation.json` naming
+(`serving.conversation.intent_model`), the gazetteer's data (`gazetteer.json`), and `conversation.json` naming
 the extractor `ask` uses: the exported model if its exact-match rate on the clean queries beats the
 gazetteer's, else the gazetteer. The exported model is scored as `ask` runs it, with decoding
 constrained to catalog names (`lora_constrained`), beside the torch model decoding freely (`lora`,
@@ -34,17 +34,17 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 
-from pipelines import llm
-from pipelines.atomic import atomic_dir, atomic_path, write_json
-from pipelines.gazetteer import build as build_gazetteer
-from pipelines.intent_onnx import export
-from pipelines.movie_kg import movies_from_items
-from pipelines.params import load_section
-from pipelines.synth import gold
-from serving.ask import CHOICE_FILE, GAZETTEER_FILE, constrained_extractor
-from serving.extraction import FIELDS, INTENTS, Extraction, parse
-from serving.gazetteer import Gazetteer
-from serving.intent_model import IntentModel
+from pipelines.common.atomic import atomic_dir, atomic_path, write_json
+from pipelines.common.params import load_section
+from pipelines.movies import llm
+from pipelines.movies.gazetteer import build as build_gazetteer
+from pipelines.movies.intent_onnx import export
+from pipelines.movies.kg import movies_from_items
+from pipelines.movies.synth import gold
+from serving.conversation.ask import CHOICE_FILE, GAZETTEER_FILE, constrained_extractor
+from serving.conversation.extraction import FIELDS, INTENTS, Extraction, parse
+from serving.conversation.gazetteer import Gazetteer
+from serving.conversation.intent_model import IntentModel
 
 SYSTEM = "Extract intent, titles, genres, people, themes as JSON."
 
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", required=True, type=Path, help="movies items.parquet (for the gazetteer)")
     parser.add_argument("--synth", required=True, type=Path, help="folder with train/test/noisy.parquet")
     parser.add_argument("--out", required=True, type=Path,
-                        help="serving folder: the ONNX intent model + gazetteer.json (serving.ask)")
+                        help="serving folder: the ONNX intent model + gazetteer.json (serving.conversation.ask)")
     parser.add_argument("--metrics", required=True, type=Path, help="intent.json to write")
     parser.add_argument("--loss-log", required=True, type=Path, help="train loss CSV (a DVC plot)")
     parser.add_argument("--params", default="params.yaml")

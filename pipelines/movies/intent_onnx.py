@@ -2,7 +2,7 @@
 
 The graph takes `input_ids` (1, new tokens) and the past keys / values (layers, 1, kv heads, past,
 head dim) and returns the next-token `logits` (1, vocab) and the extended keys / values, so
-`serving.intent_model` can prefill the prompt once and then decode one token per step. The step
+`serving.conversation.intent_model` can prefill the prompt once and then decode one token per step. The step
 is written out here over the model's own modules (RMSNorm, rotary embedding, grouped-query
 attention with the cache concatenated, SwiGLU MLP) rather than traced through transformers'
 cache and mask machinery, and `export` checks it against the transformers forward before saving.
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from serving.intent_model import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, IntentModelConfig
+from serving.conversation.intent_model import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, IntentModelConfig
 
 OPSET = 17
 

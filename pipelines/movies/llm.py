@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from pipelines.atomic import atomic_dir
+from pipelines.common.atomic import atomic_dir
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Polars ingest engine (the default): the rules of pipelines/filters.py as one lazy query.
+"""Polars ingest engine (the default): the rules of pipelines/ingest/filters.py as one lazy query.
 
 Each step marks the rows it rejects (`_step`, `_reason`) among the rows still alive, so one query
 yields both the kept rows and every rejected row with its reason, in source order (no step sorts).
@@ -11,10 +11,17 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from pipelines.filters import (
-    ORDER, REASONS, REJECTED, TOKEN_PATTERN, WRONG_LANGUAGE, Filtered, Rules, languages,
+from pipelines.common.schemas import INTERACTIONS, conform
+from pipelines.ingest.filters import (
+    ORDER,
+    REASONS,
+    REJECTED,
+    TOKEN_PATTERN,
+    WRONG_LANGUAGE,
+    Filtered,
+    Rules,
+    languages,
 )
-from pipelines.schemas import INTERACTIONS, conform
 
 ALIVE = pl.col("_step").is_null()
 LATEST = 2**63 - 1

@@ -4,7 +4,7 @@ Each query comes from a template filled with facts of one anchor movie, so its i
 (canonical names) and target items (every movie satisfying all its constraints) are known by
 construction. Query i draws from its own `Random(f"{seed}:{i}")` (a rotating seed): the output is a
 pure function of (catalog, params). Queries built on the same entity filling share a group, and a
-group lies wholly in train, validation or test (pipelines.split), so no template instance leaks.
+group lies wholly in train, validation or test (pipelines.common.split), so no template instance leaks.
 Validation is what later stages tune on for conversational requests (efSearch, the hybrid weight).
 The noisy set perturbs test queries only (typos, a dropped word, two requests in one message).
 
@@ -25,12 +25,12 @@ from typing import Literal, get_args
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.atomic import write_json, write_parquet
-from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
-from pipelines.params import load_section
-from pipelines.schemas import PAIRS, SYNTH_QUERIES, conform
-from pipelines.split import check_fractions, side
-from serving.extraction import FIELDS, INTENTS, Extraction, Intent
+from pipelines.common.atomic import write_json, write_parquet
+from pipelines.common.params import load_section
+from pipelines.common.schemas import PAIRS, SYNTH_QUERIES, conform
+from pipelines.common.split import check_fractions, side
+from pipelines.movies.kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
+from serving.conversation.extraction import FIELDS, INTENTS, Extraction, Intent
 
 Noise = Literal["typo", "missing_word", "multi_intent"]
 NOISES: tuple[Noise, ...] = get_args(Noise)

@@ -7,7 +7,7 @@
 - trivia: the named title's own record; chitchat / help: a short pointer, no items.
 
 `extract` is any text -> Extraction function. A snapshot's `intent/` folder (`Conversation.load`)
-ships both extractors, the LoRA-tuned LM as an ONNX decoder step (`serving.intent_model`,
+ships both extractors, the LoRA-tuned LM as an ONNX decoder step (`serving.conversation.intent_model`,
 onnxruntime + tokenizers only, decoding constrained to catalog names) and the gazetteer
 (`gazetteer.json`), and names the one to use.
 """
@@ -19,16 +19,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
-from serving.constrained import EntityConstraint
-from serving.extraction import Extraction
-from serving.gazetteer import Gazetteer
-from serving.intent_model import IntentModel
-from serving.movie_facts import decade, split_names
-
-if TYPE_CHECKING:  # serving.snapshot imports this module
-    from serving.snapshot import Hit
+from serving.conversation.constrained import EntityConstraint
+from serving.conversation.extraction import Extraction
+from serving.conversation.gazetteer import Gazetteer
+from serving.conversation.intent_model import IntentModel
+from serving.conversation.movie_facts import decade, split_names
+from serving.hits import Hit
 
 GAZETTEER_FILE, CHOICE_FILE = "gazetteer.json", "conversation.json"
 Extractor = Literal["model", "gazetteer"]

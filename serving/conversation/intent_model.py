@@ -4,7 +4,7 @@ A folder (written by `semrec intent`) holds `model.onnx` (one decoder step: new 
 keys / values -> next-token logits + extended keys / values), `tokenizer.json` and
 `intent_model.json` (the prompt template, stop tokens, cache shape, decode budget). The prompt is
 run once, then one token per step until a stop token; the text goes through `extraction.parse`,
-so `extract` always returns a valid Extraction. Given an `EntityConstraint` (`serving.constrained`),
+so `extract` always returns a valid Extraction. Given an `EntityConstraint` (`serving.conversation.constrained`),
 decoding keeps every entity string on the way to a known name.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from serving.constrained import EntityConstraint, TokenTexts, open_entity
-from serving.extraction import Extraction, parse
+from serving.conversation.constrained import EntityConstraint, TokenTexts, open_entity
+from serving.conversation.extraction import Extraction, parse
 
 CANDIDATES = 64  # tokens tried, best first, where the allowed ones are not spelled out
 COMPLETION_LIMIT = 2000  # names fitting a prefix, at most, for spelling out the allowed tokens

@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipelines.beam_transforms import FilterInteractions
-from pipelines.filters import ORDER, REJECTED, Filtered, Rules
-from pipelines.schemas import INTERACTIONS, conform
+from pipelines.common.schemas import INTERACTIONS, conform
+from pipelines.ingest.beam_transforms import FilterInteractions
+from pipelines.ingest.filters import ORDER, REJECTED, Filtered, Rules
 
 
 def with_order(schema: pa.Schema) -> pa.Schema:

@@ -1,4 +1,4 @@
-"""Beam transforms of the ingest rules (pipelines/filters.py); rows are INTERACTIONS dicts plus ORDER.
+"""Beam transforms of the ingest rules (pipelines/ingest/filters.py); rows are INTERACTIONS dicts plus ORDER.
 
 Every transform has a main output (rows kept) and a REJECTED output (the row plus `_step` and
 `_reason`); `FilterInteractions` chains them in STEPS order and flattens the rejected rows.
@@ -12,8 +12,15 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
-from pipelines.filters import (
-    ORDER, REASONS, Rules, earliest_first, language_reason, language_text, languages, row_rejection,
+from pipelines.ingest.filters import (
+    ORDER,
+    REASONS,
+    Rules,
+    earliest_first,
+    language_reason,
+    language_text,
+    languages,
+    row_rejection,
     token_count,
 )
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pipelines.movie_kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie
-from serving.gazetteer import normalise
+from pipelines.movies.kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie
+from serving.conversation.gazetteer import normalise
 
 # Tried in order; the first match decides. A request that matches none is `recommend` when it names
 # an entity, else `chitchat`.

@@ -21,13 +21,13 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines import catalogs
-from pipelines.atomic import write_json, write_parquet
 from pipelines.catalogs.source import Table, quarantine_frame
-from pipelines.filters import STEPS, Rules
-from pipelines.params import load_section
+from pipelines.common.atomic import write_json, write_parquet
+from pipelines.common.params import load_section
+from pipelines.ingest.filters import STEPS, Rules
 
 Engine = Literal["polars", "beam"]
-ENGINES: dict[str, str] = {"polars": "pipelines.ingest_polars", "beam": "pipelines.ingest_beam"}
+ENGINES: dict[str, str] = {"polars": "pipelines.ingest.polars_engine", "beam": "pipelines.ingest.beam_engine"}
 # The steps of each table in order: the plug-in's (read, metadata, title, unique), then the filters.
 TABLE_STEPS: dict[Table, list[str]] = {
     "items": ["read", "metadata", "title", "unique"],

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipelines.atomic import write_json
-from pipelines.metrics import recall_at
-from pipelines.params import load_section
-from pipelines.synth import gold
-from serving.ask import EXTRACTORS, Conversation, ask
+from pipelines.common.atomic import write_json
+from pipelines.common.metrics import recall_at
+from pipelines.common.params import load_section
+from pipelines.movies.synth import gold
+from serving.conversation.ask import EXTRACTORS, Conversation, ask
 from serving.reader import Reader
 
 

@@ -32,12 +32,12 @@ from typing import Any, Literal, get_args
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.atomic import write_json, write_parquet
-from pipelines.metrics import recall_at
-from pipelines.movie_kg import MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
-from pipelines.params import load_section
-from pipelines.schemas import DESCRIPTIONS, conform
-from pipelines.split import unit_hash
+from pipelines.common.atomic import write_json, write_parquet
+from pipelines.common.metrics import recall_at
+from pipelines.common.params import load_section
+from pipelines.common.schemas import DESCRIPTIONS, conform
+from pipelines.common.split import unit_hash
+from pipelines.movies.kg import MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
 
 Mode = Literal["llm", "template"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -164,7 +164,7 @@ def llm_descriptions(todo: list[dict[str, Any]], folder: Path, params: DescribeP
                      other_titles: set[str]) -> list[tuple[str | None, str | None, float, int]]:
     """Generate for each facts dict: (accepted text or None, rejection reason, seconds, new tokens),
     the seconds being the item's share of the batched generation time."""
-    from pipelines import llm
+    from pipelines.movies import llm
 
     if not todo:
         return []

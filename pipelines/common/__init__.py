@@ -1,0 +1,1 @@
+"""Mechanisms every stage shares: atomic writes, params, schemas, the split, metrics, the bootstrap."""
