@@ -39,6 +39,7 @@ from pipelines import publish
 from pipelines.index import IndexSettings, build_index
 from pipelines.common.params import load_section
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, model_file
+from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME
 from serving.reader import Reader
 from serving.store import Store
@@ -134,7 +135,7 @@ def build_and_publish(n: int, shards: int, encoder: Path, work: Path, rebuild: b
     staged = time.perf_counter()
     manifest = publish.write_manifest(staging, CATALOG, {
         "git_rev": "bench", "dvc_lock_sha256": "none", "embedding_model": encoder.name, "dim": index.dim,
-        "metric": index.manifest.metric, "ef_search": index.manifest.ef_search, "bm25_weight": 0.3})
+        "metric": index.manifest.metric, "ef_search": index.manifest.ef_search, "fusion": Fusion("dense", 0.3)})
     hashed = time.perf_counter()
     publish.publish_folder(Store(str(work / "published")), staging, manifest,
                            publish.Gate(("bench", "recall@10"), 0.0), force=False)
@@ -199,6 +200,7 @@ def latencies(reader: Reader, queries: list[str]) -> dict[str, dict[str, float]]
             lambda t: reader.search(t, k=10, filters={"year_min": 2000, "year_max": 2010, "price_max": 100}),
             queries)),
         "hybrid": summary(timed_ms(lambda t: reader.search(t, k=10, mode="hybrid"), queries)),
+        "rrf": summary(timed_ms(lambda t: reader.search(t, k=10, mode="rrf"), queries)),
     }
 
 

@@ -13,10 +13,11 @@ from pipelines.common.atomic import atomic_path
 
 SYSTEMS = {
     "bm25": "BM25 (bm25s)",
-    "zero_shot": "zero-shot base model, FP32, exact",
-    "fp32": "fine-tuned, FP32 (sentence-transformers), exact",
-    "int8_exact": "fine-tuned, INT8 ONNX, exact",
-    "int8_hnsw": "fine-tuned, INT8 ONNX + sharded HNSW (shipped)",
+    "zero_shot": "base model, zero-shot (FP32, exact)",
+    "finetuned": "fine-tuned, best checkpoint (FP32, exact)",
+    "selected": "selected encoder (FP32, exact)",
+    "shipped_dense": "shipped dense: selected, INT8 ONNX + sharded HNSW",
+    "shipped": "**shipped**: INT8 + HNSW fused with BM25 (the default search)",
 }
 
 
@@ -31,45 +32,58 @@ def cell(values: dict[str, float], name: str, signed: bool = False) -> str:
     return f"{mean:{sign}.4f} [{low:{sign}.4f}, {high:{sign}.4f}]"
 
 
-def markdown(metrics: dict[str, Any], systems: Sequence[str], names: Sequence[str], confidence: float) -> str:
-    paired_key = next(key for key in metrics if key.startswith("paired_vs_"))
-    reference = paired_key.removeprefix("paired_vs_")
-    header = "| system | " + " | ".join(names) + " |\n|---|" + "---|" * len(names)
+def table(scores: dict[str, Any], systems: Sequence[str], names: Sequence[str], signed: bool = False) -> list[str]:
+    lines = ["| system | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    return lines + [f"| {SYSTEMS.get(s, s)} | " + " | ".join(cell(scores[s], n, signed) for n in names) + " |"
+                    for s in systems if s in scores]
+
+
+def set_section(title: str, own: dict[str, Any], systems: Sequence[str], names: Sequence[str]) -> list[str]:
+    paired = own["paired_vs_shipped"]
+    lines = [f"## {title}: {own['queries']} queries ({own['relevant_pairs']} relevant pairs)", "",
+             *table(own, systems, names), "", "Shipped minus each system (paired; a CI excluding 0 is significant):",
+             "", *table(paired, systems, names, signed=True)]
+    wins = [s for s in paired if all(paired[s][f"{n}_ci_low"] > 0 for n in ("recall@10", "mrr@10") if n in names)]
+    lines += ["", f"Shipped beats, on Recall@10 and MRR@10 with the CI of the difference above 0: "
+              f"{', '.join(wins) or 'none'}."]
+    for kind, part in own.get("by_kind", {}).items():
+        lines += ["", f"### {kind} queries alone ({part['queries']})", "", *table(part, systems, names), "",
+                  "Shipped minus each system:", "", *table(part["paired_vs_shipped"], systems, names, signed=True)]
+    return lines
+
+
+def markdown(metrics: dict[str, Any], sets: Sequence[str], systems: Sequence[str], names: Sequence[str],
+             confidence: float) -> str:
     lines = [
         "# Retrieval evaluation",
         "",
-        f"{metrics['queries']} queries ({metrics['relevant_pairs']} relevant pairs) over "
         f"{metrics['documents']} documents; HNSW: {metrics['shards']} shard(s), efSearch {metrics['ef_search']} "
-        f"(recall@10 against exact search on these queries: {metrics['hnsw_recall_at_10_vs_exact']:.4f}). "
-        f"Cells: mean [{confidence:.0%} percentile bootstrap CI over queries].",
-        "",
-        "## Ablation",
-        "",
-        header,
+        f"(recall@10 against exact search: {metrics['hnsw_recall_at_10_vs_exact']:.4f}); shipped fusion: "
+        f"{metrics['fusion']}. Cells: mean [{confidence:.0%} percentile bootstrap CI over queries]. Every ranking "
+        "is a TREC run in `runs/` beside its qrels.",
     ]
-    lines += [f"| {SYSTEMS.get(s, s)} | " + " | ".join(cell(metrics[s], n) for n in names) + " |" for s in systems]
-    lines += ["", f"## Paired differences: {SYSTEMS.get(reference, reference)} minus each system", "",
-              "Same bootstrap resamples for both systems; a CI excluding 0 is a significant difference.", "", header]
-    lines += [f"| {SYSTEMS.get(s, s)} | " + " | ".join(cell(metrics[paired_key][s], n, signed=True) for n in names)
-              + " |" for s in systems if s != reference]
-    if "recall@10" in names:
-        lines += ["", f"Recall@10 CIs of {SYSTEMS.get(reference, reference)} vs each system (overlap test):", ""]
-        ref = metrics[reference]
-        for s in systems:
-            if s != reference:
-                apart = ref["recall@10_ci_low"] > metrics[s]["recall@10_ci_high"] or \
-                    ref["recall@10_ci_high"] < metrics[s]["recall@10_ci_low"]
-                lines.append(f"- {SYSTEMS.get(s, s)}: {'non-overlapping' if apart else 'overlapping'}")
-    for kind, own in metrics.get("by_kind", {}).items():
-        lines += ["", f"## {kind} queries alone ({own['queries']})", "", header]
-        lines += [f"| {SYSTEMS.get(s, s)} | " + " | ".join(cell(own[s], n) for n in names) + " |" for s in systems]
+    for name in sets:
+        lines += ["", *set_section(name, metrics[name], systems, names)]
+    if "select" in metrics:
+        chosen = metrics["select"]
+        lines += ["", f"## Encoder selection on {chosen['validation_queries']} validation queries "
+                  f"(chose **{chosen['chosen']}** by {chosen['metric']})", "",
+                  "| candidate | " + " | ".join(next(iter(chosen["candidates"].values()))) + " |",
+                  "|---|" + "---|" * len(next(iter(chosen["candidates"].values())))]
+        lines += [f"| {name} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |"
+                  for name, values in chosen["candidates"].items()]
+    if "fusion_validation" in metrics:
+        fusion = metrics["fusion_validation"]
+        lines += ["", f"## Fusion chosen on {fusion['validation_queries']} validation queries ({fusion['metric']})", "",
+                  "| fusion | " + fusion["metric"] + " |", "|---|---|"]
+        lines += [f"| {name} | {value:.4f} |" for name, value in fusion["validation"].items()]
     if "mean_cosine" in metrics:
         lines += ["", "## Mean cosine of relevant (query, item) pairs", "",
                   "| model | relevant pairs | random pairs (scale) |", "|---|---|---|"]
         lines += [f"| {SYSTEMS.get(s, s)} | {c['relevant']:.3f} | {c['random']:.3f} |"
                   for s, c in metrics["mean_cosine"].items()]
     latency = metrics["latency_ms"]
-    lines += ["", "## Query latency (batch 1, one thread: INT8 encode + sharded HNSW search)", "",
+    lines += ["", "## Query latency (batch 1, one thread: INT8 encode, then the default search)", "",
               "| part | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|"]
     lines += [f"| {part} | {latency[f'{part}_p50']:.2f} | {latency[f'{part}_p95']:.2f} | {latency[f'{part}_p99']:.2f} |"
               for part in ("encode", "search", "total")]
@@ -77,12 +91,12 @@ def markdown(metrics: dict[str, Any], systems: Sequence[str], names: Sequence[st
     return "\n".join(lines)
 
 
-def plot_recall_curves(curves: dict[str, list[float]], ks: Sequence[int], path: Path) -> None:
+def plot_recall_curves(curves: dict[str, list[float]], ks: Sequence[int], path: Path, set_name: str) -> None:
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     for system, recalls in curves.items():
-        ax.plot(ks, recalls, marker="o", label=SYSTEMS.get(system, system))
-    ax.set(xscale="log", xlabel="k", ylabel="recall@k", title="Recall@k on the hard test split")
+        ax.plot(ks, recalls, marker="o", label=SYSTEMS.get(system, system).replace("**", ""))
+    ax.set(xscale="log", xlabel="k", ylabel="recall@k", title=f"Recall@k on {set_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)

@@ -10,11 +10,16 @@ Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queri
 - `co_liked` (no review text): query = the document of an item a user liked, positive = the next item
   the same user liked (by time); at most `co_liked_per_user` pairs per user, `co_liked_max_pairs` in all.
   Its hard form is the liked item's bare title.
-`--extra-train` / `--extra-validation` / `--extra-test` add pairs made and split elsewhere (synthetic
-conversational queries, held out by their producer's own groups) in the PAIRS schema; they are their own
-hard form.
-`test_hard.parquet` = the test rows, each with its query's hard form; `validation.parquet` = the
-validation rows in hard form (what later choices, such as the hybrid weight, are tuned on).
+- `none`: only the extra pairs below (movies: text-grounded pseudo-queries and synthetic requests; co-liked
+  pairs taught co-occurrence, not content, and lost on validation).
+`--extra-train` / `--extra-validation` / `--extra-test` add pairs made and split elsewhere (pseudo-queries
+split by movie, synthetic conversational queries split by entity filling) in the PAIRS schema; they are
+their own hard form. An inverse-cloze pair (kind `ict`: a sentence of the item's own summary) is cut out
+of its item's document, so no query is a substring of the document it must find.
+`test.parquet` = the test rows as queried (the primary protocol: a whole review, a pseudo-query);
+`test_hard.parquet` = the same rows, each with its query's hard form (a review's title alone);
+`validation.parquet` = the validation rows as queried, what later choices (checkpoint, encoder, fusion,
+efSearch) are tuned on.
 
 Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.common.split): the
 review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
@@ -40,9 +45,9 @@ import pyarrow.parquet as pq
 from pipelines.common.atomic import write_json, write_parquet
 from pipelines.common.params import load_section
 from pipelines.common.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
-from pipelines.common.split import Side, check_fractions, normalise, side
+from pipelines.common.split import CLOZE_KINDS, Side, check_fractions, normalise, side, unquoted
 
-QuerySource = Literal["reviews", "co_liked"]
+QuerySource = Literal["reviews", "co_liked", "none"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,15 @@ def item_documents(items: list[dict[str, Any]], train: list[Pair],
     return documents, quoted
 
 
+def without_cloze_queries(documents: list[dict[str, str]], pairs: Sequence[Pair]) -> list[dict[str, str]]:
+    """Each document without the inverse-cloze queries (CLOZE_KINDS) of its own item, on every side."""
+    cut: dict[str, list[str]] = defaultdict(list)
+    for pair in pairs:
+        if pair.kind in CLOZE_KINDS:
+            cut[pair.item_id].append(pair.query)
+    return [{"item_id": d["item_id"], "document": unquoted(d["document"], cut[d["item_id"]])} for d in documents]
+
+
 def check_items_known(item_ids: Iterable[tuple[str, str]], known: set[str], source: str) -> None:
     """Fail on the first (ref, item_id) whose item is not in the catalog."""
     for ref, item_id in item_ids:
@@ -216,28 +230,32 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
 
     Extra pairs keep their producer's split (train, validation or test). No training query is a validation or test
     query in either form: a generic hard form ("Love it!") can be both, and such training pairs are
-    dropped. Validation pairs carry their hard form, the shape of the test queries."""
+    dropped. Validation pairs are queried as the primary test is (whole queries); test_hard adds the hard form."""
     if params.queries == "reviews":
         made = review_pairs(interactions, params)
-    else:
+    elif params.queries == "co_liked":
         made = co_liked_pairs(interactions, {item["item_id"]: item for item in items}, params)
+    else:
+        made = []
     pairs = drop_duplicates(sorted(made, key=lambda p: p.query_id))  # row order must not matter
     train, validation, test = split(pairs, params)
     validation = drop_duplicates(validation + list(extra_validation))
     test = drop_duplicates(test + list(extra_test))
     merged = drop_duplicates(train + list(extra_train))
     item_docs, quoted = item_documents(items, merged, params.document_review_chars)
-    unquoted = [p for p in merged if p.group not in quoted]
-    candidates = drop_duplicates(unquoted + hard_forms(unquoted) if params.train_hard_queries else unquoted)
+    with_reviews = sum(d["document"] != i["document"] for d, i in zip(item_docs, items))
+    cut_docs = without_cloze_queries(item_docs, [*merged, *validation, *test])
+    not_quoted = [p for p in merged if p.group not in quoted]
+    candidates = drop_duplicates(not_quoted + hard_forms(not_quoted) if params.train_hard_queries else not_quoted)
     held_out = {normalise(q) for p in test + validation for q in (p.query, p.hard_query)}
     train = [p for p in candidates if normalise(p.query) not in held_out]
     kinds = sorted({p.kind for p in train + validation + test})
     tables = {
         "train": pairs_table(train),
-        "validation": pairs_table(validation, hard=True),
+        "validation": pairs_table(validation),
         "test": pairs_table(test),
         "test_hard": pairs_table(test, hard=True),
-        "documents": pa.Table.from_pylist(item_docs, schema=DOCUMENTS),
+        "documents": pa.Table.from_pylist(cut_docs, schema=DOCUMENTS),
     }
     metrics = {
         "items": len(items),
@@ -252,9 +270,10 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
         "train_by_kind": {k: sum(p.kind == k for p in train) for k in kinds},
         "validation_by_kind": {k: sum(p.kind == k for p in validation) for k in kinds},
         "test_by_kind": {k: sum(p.kind == k for p in test) for k in kinds},
-        "train_quoted_in_documents": len(merged) - len(unquoted),
+        "train_quoted_in_documents": len(merged) - len(not_quoted),
         "train_dropped_as_held_out_query": len(candidates) - len(train),
-        "documents_with_reviews": sum(d["document"] != i["document"] for d, i in zip(item_docs, items)),
+        "documents_with_reviews": with_reviews,
+        "documents_with_cloze_cut": sum(a != b for a, b in zip(item_docs, cut_docs)),
     }
     return tables, metrics
 
@@ -269,9 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--ingest", required=True, type=Path, help="folder with items/interactions.parquet")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--extra-train", type=Path, help="Parquet of more training pairs (PAIRS schema)")
-    parser.add_argument("--extra-validation", type=Path, help="Parquet of more validation pairs (PAIRS schema)")
-    parser.add_argument("--extra-test", type=Path, help="Parquet of more test pairs (PAIRS schema)")
+    for name in ("train", "validation", "test"):
+        parser.add_argument(f"--extra-{name}", type=Path, action="append", default=[],
+                            help=f"Parquet of more {name} pairs (PAIRS schema); repeatable")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = PairsParams.from_section(load_section("pairs", args.params), args.catalog)
@@ -281,10 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     known = {item["item_id"] for item in items}
     check_items_known(((r["row_ref"], r["item_id"]) for r in interactions), known, "interactions.parquet")
     extra: dict[str, list[Pair]] = {"train": [], "validation": [], "test": []}
-    for side, path in (("train", args.extra_train), ("validation", args.extra_validation), ("test", args.extra_test)):
-        if path:
-            extra[side] = extra_pairs(conform(pq.read_table(path), PAIRS, str(path)))
-            check_items_known(((p.query_id, p.item_id) for p in extra[side]), known, str(path))
+    for name, paths in (("train", args.extra_train), ("validation", args.extra_validation), ("test", args.extra_test)):
+        for path in paths:
+            made = extra_pairs(conform(pq.read_table(path), PAIRS, str(path)))
+            check_items_known(((p.query_id, p.item_id) for p in made), known, str(path))
+            extra[name] += made
 
     tables, metrics = build(items, interactions, params, extra["train"], extra["validation"], extra["test"])
     for name, table in tables.items():

@@ -17,25 +17,23 @@ import argparse
 import hashlib
 import json
 import logging
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
-from pipelines.hybrid_weight import best_weight, recall_by_weight
-from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, EncoderConfig, model_file
-from serving.hybrid import build_bm25, load_bm25, save_bm25
+from pipelines.common.shipped import bm25_in_index_order
+from serving.bm25 import save_bm25
+from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, EncoderConfig, model_file
+from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, describe_folder
 from serving.shards import ShardedIndex
 from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR
@@ -181,83 +179,41 @@ def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str,
         shutil.copy2(encoder_dir / name, folder / ENCODER_DIR / name)
     shutil.copy2(metrics, folder / METRICS_NAME)
     index = ShardedIndex.open(folder / INDEX_DIR)
-    ids = global_item_ids(index)
-    missing = sorted(set(ids) - set(documents))
-    if missing:
-        raise KeyError(f"{index_dir}: {len(missing)} indexed item(s) have no document, e.g. {missing[:5]}")
-    save_bm25(build_bm25([documents[i] for i in ids]), folder / BM25_DIR)
+    save_bm25(bm25_in_index_order(index, documents, str(index_dir)), folder / BM25_DIR)
     return index
 
 
-def global_item_ids(index: ShardedIndex) -> list[str]:
-    """Item ids by global row: shard 0's rows, then shard 1's, ... (the BM25 document order)."""
-    return [i for shard in index.shards for i in shard.metadata.column("item_id").to_pylist()]
-
-
-def sample_pairs(pairs: pa.Table, limit: int, seed: int) -> pa.Table:
-    """Up to `limit` rows, a seeded sample in file order."""
-    return pairs.take(sorted(random.Random(seed).sample(range(pairs.num_rows), min(limit, pairs.num_rows))))
-
-
-def measure_hybrid(pairs: pa.Table, encoder: Encoder, embeddings: np.ndarray, bm25: Any,
-                   row_of: dict[str, int], weights: list[float], k: int) -> dict[float, float]:
-    queries = pairs.column("query").to_pylist()
-    positives = np.array([row_of[i] for i in pairs.column("item_id").to_pylist()])
-    return recall_by_weight(queries, encoder.encode(queries), positives, embeddings, bm25, weights, k)
-
-
-def choose_bm25_weight(snapshot: Path, index: ShardedIndex, documents: pa.Table, embeddings: np.ndarray,
-                       validation: pa.Table, test: pa.Table | None, params: dict[str, Any]) -> dict[str, Any]:
-    """Pick the BM25 weight on validation pairs; report dense vs hybrid Recall@10 there and on `test`.
-
-    `embeddings` row i embeds `documents` row i (the embed stage's contract)."""
-    if len(embeddings) != documents.num_rows:
-        raise ValueError(f"{len(embeddings)} embeddings for {documents.num_rows} documents")
-    document_row = {item_id: row for row, item_id in enumerate(documents.column("item_id").to_pylist())}
-    ids = global_item_ids(index)
-    row_of = {item_id: row for row, item_id in enumerate(ids)}
-    by_global_row = embeddings[[document_row[i] for i in ids]]
-    encoder = Encoder.load(snapshot / ENCODER_DIR, "int8")
-    bm25 = load_bm25(snapshot / BM25_DIR)
-    weights, k = [float(w) for w in params["weights"]], int(params["recall_at"])
-    chosen_on = sample_pairs(validation, int(params["validation_pairs"]), int(params["seed"]))
-    recalls = measure_hybrid(chosen_on, encoder, by_global_row, bm25, row_of, weights, k)
-    weight = best_weight(recalls)
-    report: dict[str, Any] = {"bm25_weight": weight, "recall_at": k, "validation_pairs": chosen_on.num_rows,
-                              "validation_recall": {str(w): r for w, r in recalls.items()},
-                              "validation_gain": recalls[weight] - recalls.get(0.0, recalls[weight])}
-    test = None if test is None else sample_pairs(test, int(params["test_pairs"]), int(params["seed"]))
-    if test is not None and test.num_rows:  # reported only: the weight never sees the test split
-        on_test = measure_hybrid(test, encoder, by_global_row, bm25, row_of, sorted({0.0, weight}), k)
-        report.update({"test_pairs": test.num_rows, "test_dense_recall": on_test[0.0],
-                       "test_hybrid_recall": on_test[weight]})
-    return report
+def read_fusion(path: Path) -> tuple[Fusion, dict[str, Any]]:
+    """The fusion stage's choice, and its validation figures for the manifest's `extra`."""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return Fusion(**report["fusion"]), {k: report[k] for k in ("chosen", "metric", "validation_queries",
+                                                                     "validation")}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ManifestError(f"{path}: not a fusion stage report: {err}") from err
 
 
 def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
     store = Store(args.root)
     gate = Gate(tuple(params["gate"]["metric"]), float(params["gate"]["tolerance"]))
     documents = pq.read_table(args.documents, columns=["item_id", "document"])
-    embeddings = np.load(args.embeddings, mmap_mode="r", allow_pickle=False)
-    validation = pq.read_table(args.validation, columns=["query", "item_id"])
-    test = pq.read_table(args.test, columns=["query", "item_id"]) if args.test else None
+    fusion, chosen_on = read_fusion(args.fusion)
     with tempfile.TemporaryDirectory(prefix="semrec-publish-") as tmp:
         folder = Path(tmp) / "snapshot"
         folder.mkdir()
         index = stage(folder, args.index, args.encoder,
                       dict(zip(documents.column("item_id").to_pylist(), documents.column("document").to_pylist())),
                       args.metrics)
-        hybrid = choose_bm25_weight(folder, index, documents, embeddings, validation, test, params["hybrid"])
         encoder = EncoderConfig.read(folder / ENCODER_DIR)
         manifest = write_manifest(folder, args.catalog, {
             **source_revision(), "embedding_model": encoder.model, "dim": index.dim,
             "metric": index.manifest.metric, "ef_search": index.manifest.ef_search,
-            "bm25_weight": hybrid["bm25_weight"], "extra": {"hybrid": hybrid}})
+            "fusion": fusion, "extra": {"fusion": chosen_on}})
         gate_figures = publish_folder(store, folder, manifest, gate, args.force)
     pruned = prune(store, args.catalog, int(params["keep"]))
     return {"snapshot_id": manifest.snapshot_id, "root": store.url, "items": len(index),
             "files": len(manifest.files), "bytes": sum(f.bytes for f in manifest.files),
-            "gate": gate_figures, "hybrid": hybrid, "pruned": pruned}
+            "gate": gate_figures, "fusion": asdict(fusion), "pruned": pruned}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -275,10 +231,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--index", type=Path, required=True, help="the index stage's folder")
     parser.add_argument("--encoder", type=Path, required=True, help="folder with model_int8.onnx, tokenizer.json")
     parser.add_argument("--documents", type=Path, required=True, help="documents.parquet (item_id, document)")
-    parser.add_argument("--embeddings", type=Path, required=True, help="embeddings.npy, row i = documents row i")
-    parser.add_argument("--validation", type=Path, required=True,
-                        help="pairs the hybrid weight is chosen on (the pairs stage's validation.parquet)")
-    parser.add_argument("--test", type=Path, help="pairs the hybrid gain is reported on (never chosen on)")
+    parser.add_argument("--fusion", type=Path, required=True,
+                        help="the fusion stage's fusion.json: the default search method and weight")
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics.json")
     parser.add_argument("--report", type=Path, help="write what was published here (JSON, DVC metrics)")
     parser.add_argument("--force", action="store_true", help="publish even if the quality gate refuses")
@@ -305,5 +259,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         write_json(report, args.report)
     print(f"published {report['root']}/{args.catalog}/{report['snapshot_id']} ({report['items']} items, "
-          f"BM25 weight {report['hybrid']['bm25_weight']})")
+          f"search: {Fusion(**report['fusion']).name()})")
     return 0

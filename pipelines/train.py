@@ -1,14 +1,18 @@
-"""train stage: fine-tune the bi-encoder on (query, item document) pairs.
+"""train stage: fine-tune the bi-encoder on (query, item document) pairs, keeping the best checkpoint.
 
     semrec train --pairs data/fashion/pairs --out models/fashion/finetuned \
-                 --loss-csv reports/fashion/train_loss.csv
+                 --loss-csv reports/fashion/train_loss.csv --validation-csv reports/fashion/train_validation.csv
 
 MultipleNegativesRankingLoss (in-batch negatives, scale 1/temperature), AdamW with a linear schedule and
 10% warmup, gradient accumulation, and a no-duplicates batch sampler (a repeated text in a batch would be
-a false negative). CUDA with mixed precision when present, CPU otherwise. `lora: true` trains a LoRA
-adapter on the attention/dense layers of the params-selected architecture and merges it into the
-weights, so the output is a plain sentence-transformers folder either way. `hard_negatives: true` adds
-one mined hard negative per pair (`sentence_transformers.util.mine_hard_negatives`).
+a false negative). Every `eval_steps` steps the model is scored on the validation pairs
+(pipelines.common.validation: dense and RRF-fused with BM25, over every document) and the checkpoint best
+by `checkpoint_metric` is the one kept: the output is a candidate for the `select` stage, not the shipped
+encoder by assumption. CUDA with
+mixed precision (bf16 where supported, else fp16) when present, CPU otherwise (`device_settings`).
+`lora: true` trains a LoRA adapter on the attention/dense layers of the params-selected architecture and
+merges it into the weights, so the output is a plain sentence-transformers folder either way.
+`hard_negatives: true` adds one mined hard negative per pair (`sentence_transformers.util.mine_hard_negatives`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from transformers import TrainerCallback
 from pipelines.common.atomic import atomic_dir, write_csv
 from pipelines.common.params import load_section
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
+from pipelines.common.validation import Validation, ValidationEvaluator, check_metric
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class TrainParams:
     lora_targets: dict[str, list[str]]  # by config.model_type
     hard_negatives: bool
     hard_negatives_range_min: int  # skip this many top-ranked candidates (likely unlabelled positives)
+    eval_steps: int  # score the model on validation every this many steps; the best checkpoint is kept
+    checkpoint_metric: str  # by this metric (pipelines.common.validation.NAMES)
 
     @classmethod
     def from_section(cls, section: dict[str, Any]) -> TrainParams:
@@ -64,20 +71,34 @@ class TrainParams:
         if unknown or missing:
             raise ValueError(f"params train: unknown keys {unknown}, missing keys {missing}")
         params = cls(**{**section, "base_model": Path(section["base_model"])})
-        if params.temperature <= 0 or params.max_steps < 1 or params.batch_size < 2:
-            raise ValueError("params train: need temperature > 0, max_steps >= 1, batch_size >= 2")
+        if params.temperature <= 0 or params.max_steps < 1 or params.batch_size < 2 or params.eval_steps < 1:
+            raise ValueError("params train: need temperature > 0, max_steps >= 1, batch_size >= 2, eval_steps >= 1")
+        check_metric(params.checkpoint_metric, "params train.checkpoint_metric")
         return params
 
 
 class LossLog(TrainerCallback):
-    """Collects (optimizer step, training loss) from the trainer's logs."""
+    """Collects (optimizer step, training loss) and (step, validation metrics) from the trainer's logs."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, float]] = []
+        self.validation: list[dict[str, float]] = []
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if logs and "loss" in logs:
             self.rows.append((state.global_step, float(logs["loss"])))
+        prefix = f"eval_{VALIDATION}_"
+        if logs and any(key.startswith(prefix) for key in logs):
+            self.validation.append({"step": state.global_step} | {
+                key[len(prefix):]: float(value) for key, value in logs.items() if key.startswith(prefix)})
+
+
+VALIDATION = "validation"
+
+
+def device_settings(cuda: bool, bf16_supported: bool) -> dict[str, bool]:
+    """Trainer precision flags: CUDA trains with AMP (bf16 where the GPU has it, else fp16); CPU in fp32."""
+    return {"use_cpu": not cuda, "bf16": cuda and bf16_supported, "fp16": cuda and not bf16_supported}
 
 
 def training_dataset(pairs_dir: Path) -> tuple[Dataset, list[str]]:
@@ -115,25 +136,30 @@ def merge_lora(model: SentenceTransformer) -> None:
     model[0].model = model[0].model.merge_and_unload()
 
 
-def fit(model: SentenceTransformer, dataset: Dataset, params: TrainParams, output_dir: Path) -> list[tuple[int, float]]:
-    """Train `model` in place; return the loss curve."""
-    cuda = torch.cuda.is_available()
+def fit(model: SentenceTransformer, dataset: Dataset, params: TrainParams, output_dir: Path,
+        evaluator: ValidationEvaluator) -> LossLog:
+    """Train `model` in place, ending on its best checkpoint by validation; return the logs."""
+    device = device_settings(torch.cuda.is_available(), torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    eval_steps = min(params.eval_steps, params.max_steps)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), max_steps=params.max_steps, per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.gradient_accumulation_steps, learning_rate=params.learning_rate,
         warmup_steps=params.warmup_ratio, lr_scheduler_type="linear", optim="adamw_torch", seed=params.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES, use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(), fp16=cuda and not torch.cuda.is_bf16_supported(),
-        logging_steps=1, save_strategy="no", report_to="none", dataloader_drop_last=True,
+        batch_sampler=BatchSamplers.NO_DUPLICATES, logging_steps=1, report_to="none", dataloader_drop_last=True,
+        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps,
+        save_total_limit=2, save_only_model=True, load_best_model_at_end=True, greater_is_better=True,
+        metric_for_best_model=f"eval_{VALIDATION}_{params.checkpoint_metric}",
+        **device,
     )
     loss = MultipleNegativesRankingLoss(model, scale=1.0 / params.temperature)
     log = LossLog()
-    SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[log]).train()
-    return log.rows
+    SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator,
+                               callbacks=[log]).train()
+    return log
 
 
-def train(pairs_dir: Path, params: TrainParams, out: Path) -> list[tuple[int, float]]:
-    """Fine-tune the base model on `pairs_dir`'s training pairs and save it to `out` (atomically)."""
+def train(pairs_dir: Path, params: TrainParams, out: Path) -> LossLog:
+    """Fine-tune the base model on `pairs_dir`'s training pairs; save its best checkpoint (by validation) to `out`."""
     torch.manual_seed(params.seed)
     model = SentenceTransformer(str(params.base_model), device="cuda" if torch.cuda.is_available() else "cpu")
     model.max_seq_length = params.max_seq_length
@@ -142,12 +168,14 @@ def train(pairs_dir: Path, params: TrainParams, out: Path) -> list[tuple[int, fl
         dataset = with_hard_negatives(dataset, model, corpus, params.hard_negatives_range_min)
     if params.lora:
         add_lora(model, params)
+    evaluator = ValidationEvaluator(Validation.load(pairs_dir), params.checkpoint_metric, params.batch_size * 2,
+                                    VALIDATION)
     with tempfile.TemporaryDirectory(prefix="semrec-train-") as work, atomic_dir(out) as tmp:
-        curve = fit(model, dataset, params, Path(work))
+        log = fit(model, dataset, params, Path(work), evaluator)
         if params.lora:
             merge_lora(model)
         model.save(str(tmp))
-    return curve
+    return log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,10 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", required=True, type=Path, help="pairs folder (train.parquet, documents.parquet)")
     parser.add_argument("--out", required=True, type=Path, help="output sentence-transformers folder")
     parser.add_argument("--loss-csv", required=True, type=Path, help="training loss curve (step, loss)")
+    parser.add_argument("--validation-csv", required=True, type=Path,
+                        help="validation metrics of every scored checkpoint (step, recall@10, mrr@10, ndcg@10, ...)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = TrainParams.from_section(load_section("train", args.params))
-    curve = train(args.pairs, params, args.out)
-    write_csv([{"step": step, "loss": loss} for step, loss in curve], args.loss_csv)
-    print(f"trained {args.out}: loss {curve[0][1]:.4f} -> {curve[-1][1]:.4f} over {curve[-1][0]} steps")
+    log = train(args.pairs, params, args.out)
+    write_csv([{"step": step, "loss": loss} for step, loss in log.rows], args.loss_csv)
+    write_csv(log.validation, args.validation_csv)
+    best = max(log.validation, key=lambda row: row[params.checkpoint_metric])
+    print(f"trained {args.out}: loss {log.rows[0][1]:.4f} -> {log.rows[-1][1]:.4f} over {log.rows[-1][0]} steps; "
+          f"kept step {best['step']} ({params.checkpoint_metric} {best[params.checkpoint_metric]:.4f})")
     return 0

@@ -1,7 +1,7 @@
 """Query a published snapshot from the shell.
 
     semrec query "flowy summer dress" --k 10 --root published --catalog fashion
-    semrec query "a tense heist thriller" --catalog movies --mode hybrid --filter year_min=1990 --json
+    semrec query "a tense heist thriller" --catalog movies --filter year_min=1990 --json
     semrec query --similar-to 1078 --catalog fashion
 """
 
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--version", default=LATEST, help="a snapshot id, or 'latest'")
     parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
-    parser.add_argument("--mode", choices=MODES, default="dense")
+    parser.add_argument("--mode", choices=MODES, help="dense, hybrid or rrf (default: the snapshot's fusion, chosen "
+                        "on validation when it was published)")
     parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
                         help="creator=..., categories=a,b, year_min=..., year_max=..., price_min=..., price_max=...")
     parser.add_argument("--json", action="store_true", help="print the hits as JSON")

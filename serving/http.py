@@ -1,6 +1,7 @@
 """HTTP API over a Reader (FastAPI): `semrec serve --root published --catalog fashion --port 8000`.
 
-    POST /search               {"text": "...", "k": 10, "mode": "dense"|"hybrid", "filters": {...}}
+    POST /search               {"text": "...", "k": 10, "filters": {...}, "mode": "dense"|"hybrid"|"rrf"}
+                               (no mode: the snapshot's fusion, chosen on validation when it was published)
     GET  /items/{id}/similar   ?k=10
     GET  /healthz, /snapshot   liveness, and the snapshot being served
     GET  /docs                 OpenAPI
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -30,7 +32,7 @@ class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     k: int = Field(default=10, ge=1, le=MAX_K)
-    mode: Literal["dense", "hybrid"] = "dense"
+    mode: Literal["dense", "hybrid", "rrf"] | None = None  # None: the snapshot's fusion (its manifest)
     filters: dict[str, Any] | None = Field(default=None, description=(
         "hard filters (serving.filters.Filters): creator, categories (any of), year_min, year_max, "
         "price_min, price_max; an unknown field is a 400"))
@@ -58,7 +60,7 @@ def create_app(reader: Reader) -> FastAPI:
         m = reader.manifest
         return {"catalog": m.catalog, "snapshot_id": m.snapshot_id, "created_at": m.created_at,
                 "git_rev": m.git_rev, "embedding_model": m.embedding_model, "dim": m.dim,
-                "items": len(reader.snapshot.index), "bm25_weight": m.bm25_weight}
+                "items": len(reader.snapshot.index), "fusion": asdict(m.fusion)}
 
     @app.post("/search", response_model=Results)
     def search(body: SearchBody) -> Results:

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
+from serving.fusion import Fusion
+
+FORMAT_VERSION = 2  # 2: `fusion` (method, bm25_weight, rrf_k) replaced 1's `bm25_weight`; 1 still reads
 MANIFEST_NAME = "manifest.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -43,7 +45,7 @@ class Manifest:
     dim: int
     metric: str
     ef_search: int
-    bm25_weight: float  # hybrid score = (1 - w) * dense + w * bm25, both min-max normalised
+    fusion: Fusion  # how search combines dense and BM25 by default (serving.fusion), chosen on validation
     files: tuple[FileEntry, ...]
     extra: dict[str, Any] = field(default_factory=dict)  # gate metric, hybrid validation, ...
     format_version: int = FORMAT_VERSION
@@ -66,14 +68,18 @@ class Manifest:
             raise ManifestError(f"{source}: not JSON: {err}") from err
         if not isinstance(raw, dict):
             raise ManifestError(f"{source}: expected a JSON object")
+        if raw.get("format_version") == 1:  # searched dense by default; its weight served mode="hybrid"
+            raw |= {"format_version": FORMAT_VERSION,
+                    "fusion": {"method": "dense", "bm25_weight": raw.pop("bm25_weight", None)}}
         if raw.get("format_version") != FORMAT_VERSION:
             raise ManifestError(
-                f"{source}: format_version {raw.get('format_version')!r}, this reader reads {FORMAT_VERSION}")
+                f"{source}: format_version {raw.get('format_version')!r}, this reader reads 1 and {FORMAT_VERSION}")
         try:
             files = tuple(FileEntry(**entry) for entry in raw.pop("files"))
-            manifest = cls(files=files, **raw)
-        except (KeyError, TypeError) as err:
-            raise ManifestError(f"{source}: missing or unknown field: {err}") from err
+            fusion = raw.pop("fusion")
+            manifest = cls(files=files, fusion=Fusion(**fusion) if isinstance(fusion, dict) else fusion, **raw)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ManifestError(f"{source}: missing, unknown or bad field: {err}") from err
         manifest.validate(source)
         return manifest
 
@@ -82,8 +88,8 @@ class Manifest:
         check_name(self.snapshot_id, f"{source}: snapshot_id")
         if not isinstance(self.dim, int) or self.dim <= 0:
             raise ManifestError(f"{source}: dim must be a positive integer, got {self.dim!r}")
-        if not 0.0 <= float(self.bm25_weight) <= 1.0:
-            raise ManifestError(f"{source}: bm25_weight must be in [0, 1], got {self.bm25_weight!r}")
+        if not isinstance(self.fusion, Fusion):
+            raise ManifestError(f"{source}: fusion must be an object (method, bm25_weight, rrf_k), got {self.fusion!r}")
         seen: set[str] = set()
         for entry in self.files:
             check_relative_path(entry.path, source)

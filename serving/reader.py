@@ -1,7 +1,7 @@
 """The thin reader downstream services use: open a published snapshot and query it.
 
     reader = Reader.open("s3://bucket/published", "fashion")     # or a local folder; version="latest"
-    reader.search("flowy summer dress", k=10, filters={"categories": ["Dresses"]}, mode="hybrid")
+    reader.search("flowy summer dress", k=10, filters={"categories": ["Dresses"]})  # the snapshot's fusion
     reader.more_like("1078", k=5)
     reader.start_polling(30)                                     # follow LATEST in the background
 
@@ -64,7 +64,8 @@ class Reader:
         return self._snapshot.manifest
 
     def search(self, text: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None,
-               mode: Mode = "dense") -> list[Hit]:
+               mode: Mode | None = None) -> list[Hit]:
+        """Ranked by the snapshot's fusion (its manifest) unless `mode` asks for dense, hybrid or rrf."""
         return self._snapshot.search(text, k, filters, mode)
 
     def more_like(self, item_id: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None) -> list[Hit]:

@@ -340,6 +340,10 @@ class ShardedIndex:
     def _shard_ids(self) -> list[list[str]]:
         return [shard.metadata.column("item_id").to_pylist() for shard in self.shards]
 
+    def global_ids(self) -> list[str]:
+        """Item ids by global row: shard 0's rows, then shard 1's, ... (the snapshot's BM25 document order)."""
+        return [item for ids in self._shard_ids for item in ids]
+
     def item_ids(self, hits: Hits) -> list[list[str]]:
         """The item ids of every query's hits, best first (empty slots dropped)."""
         ids = self._shard_ids

@@ -6,36 +6,51 @@ Layout (written by `semrec publish`, checked against manifest.json by serving.ca
   bm25/     the BM25 index over the item documents, document g = global row g (shards in order)
   intent/   optional (movies): what `ask` needs to read conversational requests (serving.conversation.ask)
   metrics.json, manifest.json
+
+A search ranks by the manifest's fusion (serving.fusion: dense, weighted hybrid or RRF of dense and BM25)
+unless a mode is asked for. The pipeline tunes and scores exactly this code over its local folders
+(pipelines/common/shipped.py), before anything is published.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 
+from serving.bm25 import bm25_scores, lexical_top, load_bm25
 from serving.conversation.ask import Answer, Conversation
 from serving.encoder import Encoder
 from serving.filters import FilterColumns, Filters
+from serving.fusion import METHODS, Fusion, Method, candidate_count, fuse
 from serving.hits import Hit, hits_from
-from serving.hybrid import bm25_scores, candidate_count, lexical_top, load_bm25, rank_fused
 from serving.manifest import Manifest
 from serving.shards import Hits, ShardedIndex
 
-Mode = Literal["dense", "hybrid"]
-MODES: tuple[str, ...] = get_args(Mode)
+Mode = Method
+MODES = METHODS
 INDEX_DIR, ENCODER_DIR, BM25_DIR, INTENT_DIR = "index", "encoder", "bm25", "intent"
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One query's fusion candidates: global rows, and each one's dense and BM25 score (0: no term in common)."""
+    rows: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
 
 
 class Snapshot:
     """A snapshot's index, encoder and BM25, memory-mapped; immutable, so safe to share across threads."""
 
-    def __init__(self, manifest: Manifest, index: ShardedIndex, encoder: Encoder, bm25: Any,
-                 conversation: Conversation | None = None):
+    def __init__(self, index: ShardedIndex, encoder: Encoder, bm25: Any, fusion: Fusion,
+                 manifest: Manifest | None = None, conversation: Conversation | None = None):
         self.manifest = manifest
+        self.fusion = fusion
         self.conversation = conversation
         self.index = index
         self.encoder = encoder
@@ -47,23 +62,33 @@ class Snapshot:
     def open(cls, folder: str | Path, manifest: Manifest, threads: int | None = None) -> Snapshot:
         folder = Path(folder)
         conversation = Conversation.load(folder / INTENT_DIR) if (folder / INTENT_DIR).is_dir() else None
-        return cls(manifest, ShardedIndex.open(folder / INDEX_DIR),
-                   Encoder.load(folder / ENCODER_DIR, "int8", threads), load_bm25(folder / BM25_DIR), conversation)
+        return cls(ShardedIndex.open(folder / INDEX_DIR), Encoder.load(folder / ENCODER_DIR, "int8", threads),
+                   load_bm25(folder / BM25_DIR), manifest.fusion, manifest, conversation)
 
     @property
     def snapshot_id(self) -> str:
-        return self.manifest.snapshot_id
+        return self.manifest.snapshot_id if self.manifest else "local"
 
-    def search(self, text: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None,
-               mode: Mode = "dense") -> list[Hit]:
-        """The top-k items for a natural-language query; never fewer than k when k items pass the filters."""
+    def with_mode(self, mode: Mode | None) -> Fusion:
+        """The snapshot's fusion, or the same fusion with another method (`mode`); None keeps the snapshot's."""
+        if mode is None:
+            return self.fusion
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        return replace(self.fusion, method=mode)
+
+    def search(self, text: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None,
+               mode: Mode | None = None) -> list[Hit]:
+        """The top-k items for a natural-language query, ranked by the snapshot's fusion unless `mode` names
+        another; never fewer than k when k items pass the filters."""
+        fusion = self.with_mode(mode)
         query = self.encoder.encode([text])[0]
         allow = self._allow(Filters.parse(filters))
-        if mode == "dense":
+        if fusion.method == "dense":
             return self.lookup(self._dense(query, k, allow), k)
-        return self._hybrid(text, query, k, allow)
+        rows, scores = self.fused(self.candidates(text, query, k, allow), fusion, k)
+        shards = np.searchsorted(self.offsets, rows, side="right") - 1
+        return hits_from(self.index.metadata(shards, rows - self.offsets[shards]), scores)
 
     def more_like(self, item_id: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None) -> list[Hit]:
         """Items most similar to `item_id` (itself excluded); KeyError when the catalog lacks it."""
@@ -105,7 +130,8 @@ class Snapshot:
         found = hits.found(0)[:k]
         return hits_from(self.index.metadata(hits.shards[0, found], hits.rows[0, found]), hits.scores[0, found])
 
-    def _hybrid(self, text: str, query: np.ndarray, k: int, allow: list[np.ndarray] | None) -> list[Hit]:
+    def candidates(self, text: str, query: np.ndarray, k: int, allow: list[np.ndarray] | None = None) -> Candidates:
+        """The dense (HNSW) and BM25 top lists of one query, each `candidate_count(k)` long, scored by both."""
         n = candidate_count(k)
         dense = self._dense(query, n, allow)
         found = dense.found(0)
@@ -113,16 +139,19 @@ class Snapshot:
         lexical = bm25_scores(self.bm25, text)
         if allow is not None:
             lexical = np.where(np.concatenate(allow), lexical, 0.0)
-        candidates = np.union1d(dense_rows, lexical_top(lexical, n))
-        shards = np.searchsorted(self.offsets, candidates, side="right") - 1
-        rows = candidates - self.offsets[shards]
+        rows = np.union1d(dense_rows, lexical_top(lexical, n))
         known = dict(zip(dense_rows.tolist(), dense.scores[0, found].tolist()))
-        dense_scores = np.array([known[g] if g in known else self._score(query, s, r)  # BM25-only candidates
-                                 for g, s, r in zip(candidates.tolist(), shards.tolist(), rows.tolist())],
-                                dtype=np.float32)
-        order, fused = rank_fused(dense_scores, lexical[candidates], self.manifest.bm25_weight, k)
-        return hits_from(self.index.metadata(shards[order], rows[order]), fused)
+        dense_scores = np.array([known[g] if g in known else self._score(query, g)  # BM25-only candidates
+                                 for g in rows.tolist()], dtype=np.float32)
+        return Candidates(rows, dense_scores, lexical[rows])
 
-    def _score(self, query: np.ndarray, shard: int, row: int) -> float:
-        """Exact dense score of one stored item."""
-        return float(self.index.shards[shard].index.reconstruct(row) @ query)
+    @staticmethod
+    def fused(candidates: Candidates, fusion: Fusion, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(global rows, scores) of the top k candidates under `fusion`, best first."""
+        order, scores = fuse(fusion, candidates.dense, candidates.lexical, k)
+        return candidates.rows[order], scores
+
+    def _score(self, query: np.ndarray, row: int) -> float:
+        """Exact dense score of one stored item, by global row."""
+        shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        return float(self.index.shards[shard].index.reconstruct(int(row - self.offsets[shard])) @ query)

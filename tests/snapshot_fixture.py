@@ -4,7 +4,8 @@ The encoder is a real ONNX graph in the reader's format (token ids -> embedding 
 -> L2 norm) over a word-level tokenizer where every known word has its own axis. So an item's vector
 is the normalised mean of its words' axes and the dense ranking can be worked out by hand. Words not
 in the encoder vocabulary (the product codes "sku77", "sku88") map to [UNK] = the zero vector: only
-BM25 sees them, which is what makes hybrid results differ from dense ones.
+BM25 sees them, which is what makes fused results differ from dense ones. The fusion stage runs on the
+fixture's validation pairs, as in the pipeline, and its choice goes into the published manifest.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import yaml
 from onnx import TensorProto, helper
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-from pipelines import publish
+from pipelines import fusion, publish
 from serving.encoder import Encoder
 from serving.shards import plan_shards, write_manifest, write_shard
 from serving.store import Store
@@ -31,9 +32,8 @@ WORDS = ["red", "blue", "green", "black", "white", "summer", "evening", "wool", 
 VOCAB = {"[PAD]": 0, "[UNK]": 1, **{word: i + 2 for i, word in enumerate(WORDS)}}
 DIM = len(WORDS)
 PUBLISH_PARAMS = {"publish": {"root": "unused", "keep": 3,
-                              "gate": {"metric": ["gate", "recall@10"], "tolerance": 0.02},
-                              "hybrid": {"weights": [0.0, 0.5, 1.0], "recall_at": 1, "validation_pairs": 100,
-                                         "test_pairs": 100, "seed": 1}}}
+                              "gate": {"metric": ["gate", "recall@10"], "tolerance": 0.02}},
+                  "fusion": {"metric": "recall@1", "weights": [0.5], "rrf_k": 60}}
 
 # item_id, title, creator, categories, year, price, document (the text embedded and BM25-indexed)
 ITEMS = [
@@ -117,9 +117,12 @@ def write_inputs(root: Path, recall_at_10: float = 0.5, n_shards: int = 2) -> di
     metrics = root / "metrics.json"
     metrics.write_text(json.dumps({"gate": {"recall@10": recall_at_10}}))
     (root / "params.yaml").write_text(yaml.safe_dump(PUBLISH_PARAMS))
+    assert fusion.main(["--index", str(index), "--encoder", str(encoder), "--documents",
+                        str(root / "documents.parquet"), "--validation", str(root / "validation.parquet"),
+                        "--out", str(root / "fusion.json"), "--params", str(root / "params.yaml")]) == 0
     return {"index": index, "encoder": encoder, "documents": root / "documents.parquet",
             "embeddings": root / "embeddings.npy", "validation": root / "validation.parquet", "metrics": metrics,
-            "params": root / "params.yaml"}
+            "fusion": root / "fusion.json", "params": root / "params.yaml"}
 
 
 def publish_tiny(inputs: dict[str, Path], root: str, *extra: str, recall: float | None = None) -> int:
@@ -128,9 +131,8 @@ def publish_tiny(inputs: dict[str, Path], root: str, *extra: str, recall: float 
     if recall is not None:
         metrics = metrics.with_name(f"metrics-{recall}.json")
         metrics.write_text(json.dumps({"gate": {"recall@10": recall}}))
-    argv = ["--catalog", "fashion", "--root", root, "--params", str(inputs["params"]), "--metrics", str(metrics),
-            "--test", str(inputs["validation"])]
-    for name in ("index", "encoder", "documents", "embeddings", "validation"):
+    argv = ["--catalog", "fashion", "--root", root, "--params", str(inputs["params"]), "--metrics", str(metrics)]
+    for name in ("index", "encoder", "documents", "fusion"):
         argv += [f"--{name}", str(inputs[name])]
     return publish.main(argv + list(extra))
 

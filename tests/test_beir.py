@@ -18,12 +18,13 @@ from pipelines import evaluate
 from pipelines.beir import load_beir
 
 TINY = Path(__file__).parent / "fixtures" / "beir" / "tiny"
+BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
 PARAMS = {"evaluate": {
     "metrics": ["recall@1", "recall@10", "mrr@10", "ndcg@10"], "curve_ks": [1, 2, 5], "max_queries": 100,
-    "seed": 1, "reference": "fp32", "bootstrap": {"resamples": 200, "confidence": 0.95, "seed": 1},
+    "seed": 1, "bootstrap": {"resamples": 200, "confidence": 0.95, "seed": 1},
     "batch_size": 4, "latency_queries": 3,
     "beir": {"shards": 2, "workers": 1, "m": 8, "ef_construction": 40, "recall_target": 0.98,
-             "ef_search_grid": [4, 16], "tune_k": 2, "reference": "int8_hnsw"}}}
+             "ef_search_grid": [4, 16], "tune_k": 2}}}
 
 
 def test_loader_keeps_judged_queries_and_joins_titles():
@@ -58,31 +59,35 @@ def run_beir(tmp_path: Path, *encoder_args: str) -> dict:
 def test_evaluate_beir_end_to_end(tmp_path):
     metrics = run_beir(tmp_path, "--encoder", str(write_encoder(tmp_path / "encoder")))
     out = tmp_path / "report"
-    assert metrics["queries"] == 3 and metrics["documents"] == 8
+    own = metrics["beir"]
+    assert own["queries"] == 3 and metrics["documents"] == 8 and metrics["fusion"] == "dense"
     # q1 "red dress": d1 (red2 summer2 dress2, cos .816) > d8 (red2 evening2 dress2 party1, .784): both
     # relevant, d1 (grade 2) first -> R@1 .5, nDCG 1. q2 "warm coat": only d3 -> R@1 1. q3 "denim":
     # d2 (cos .667) > d7 (.577), both relevant -> R@1 .5. Mean R@1 = 2/3; R@10, MRR, nDCG = 1.
-    for system in ("int8_exact", "int8_hnsw"):
-        assert metrics[system]["recall@1"] == pytest.approx(2 / 3)
-        assert metrics[system]["recall@10"] == metrics[system]["mrr@10"] == pytest.approx(1.0)
-        assert metrics[system]["ndcg@10"] == pytest.approx(1.0)
+    for system in ("shipped_dense", "shipped"):  # no --fusion: the shipped system is dense
+        assert own[system]["recall@1"] == pytest.approx(2 / 3)
+        assert own[system]["recall@10"] == own[system]["mrr@10"] == pytest.approx(1.0)
+        assert own[system]["ndcg@10"] == pytest.approx(1.0)
     # BM25 finds every relevant document: each contains the query's terms
-    assert metrics["bm25"]["recall@10"] == pytest.approx(1.0)
-    paired = metrics["paired_vs_int8_hnsw"]["int8_exact"]
+    assert own["bm25"]["recall@10"] == pytest.approx(1.0)
+    paired = own["paired_vs_shipped"]["shipped_dense"]
     assert paired["recall@1"] == paired["recall@1_ci_low"] == paired["recall@1_ci_high"] == 0
     report = (out / "report.md").read_text()
-    assert "| fine-tuned, INT8 ONNX + sharded HNSW (shipped) | 0.6667 [" in report
+    assert "| shipped dense: selected, INT8 ONNX + sharded HNSW | 0.6667 [" in report
     assert (out / "recall_curves.png").stat().st_size > 0 and (out / "latency.png").stat().st_size > 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [
+        "beir.bm25.trec", "beir.qrels", "beir.queries.tsv", "beir.shipped.trec", "beir.shipped_dense.trec"]
 
 
-def test_evaluate_beir_with_a_published_snapshots_encoder(published_root, tmp_path):
-    # the tiny catalog's snapshot ships the same tiny encoder: same dense results as --encoder
-    metrics = run_beir(tmp_path, "--snapshot", published_root, "--catalog", "fashion")
-    assert metrics["int8_hnsw"]["recall@1"] == pytest.approx(2 / 3)
-    assert metrics["encoder"] == published_root
+def test_evaluate_beir_scores_what_a_published_snapshot_serves(published_root, tmp_path):
+    # the tiny catalog's snapshot ships the same tiny encoder and the hybrid (0.5) its fusion stage chose
+    metrics = run_beir(tmp_path, "--snapshot", published_root, "--catalog", "fashion", "--base-model", str(BASE))
+    assert metrics["beir"]["shipped_dense"]["recall@1"] == pytest.approx(2 / 3)
+    assert metrics["fusion"] == "hybrid@0.5" and metrics["encoder"].startswith(f"{published_root}/fashion/")
+    assert metrics["beir"]["zero_shot"]["recall@10"] > 0  # a model row when its folder is given
 
 
 def test_beir_needs_an_encoder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main(["--beir", str(TINY), "--out", str(tmp_path)])
-    assert "--encoder or --snapshot" in capsys.readouterr().err
+    assert "--snapshot URL --catalog C, or --encoder" in capsys.readouterr().err

@@ -17,14 +17,18 @@ def client(published_root: str, tmp_path_factory: pytest.TempPathFactory) -> Tes
 
 def test_search_similar_health_and_snapshot(client):
     snapshot = client.get("/snapshot").json()
-    assert snapshot["catalog"] == "fashion" and snapshot["items"] == 12 and snapshot["bm25_weight"] == 0.5
+    assert snapshot["catalog"] == "fashion" and snapshot["items"] == 12
+    assert snapshot["fusion"] == {"method": "hybrid", "bm25_weight": 0.5, "rrf_k": 60}
     assert client.get("/healthz").json() == {"status": "ok", "snapshot_id": snapshot["snapshot_id"]}
     body = client.post("/search", json={"text": "red dress", "k": 3, "filters": {"creator": "Alba"}}).json()
     assert body["snapshot_id"] == snapshot["snapshot_id"]
     assert [item["item_id"] for item in body["items"]] == ["i01", "i03", "i04"]
     assert body["items"][0]["attributes"] == {"material": "cloth"}
-    hybrid = client.post("/search", json={"text": "linen sku77", "k": 1, "mode": "hybrid"}).json()
-    assert [item["item_id"] for item in hybrid["items"]] == ["i08"]
+    for mode in ({}, {"mode": "hybrid"}):  # no mode: the snapshot's fusion (hybrid, weight 0.5)
+        fused = client.post("/search", json={"text": "linen sku77", "k": 1, **mode}).json()
+        assert [item["item_id"] for item in fused["items"]] == ["i08"]
+    dense = client.post("/search", json={"text": "linen sku77", "k": 1, "mode": "dense"}).json()
+    assert [item["item_id"] for item in dense["items"]] == ["i07"]
     similar = client.get("/items/i01/similar", params={"k": 2}).json()
     assert {item["item_id"] for item in similar["items"]} == {"i03", "i12"}
     assert client.get("/items/nope/similar").status_code == 404

@@ -169,3 +169,29 @@ def test_split_fractions_are_checked(fractions):
     test, validation = fractions
     with pytest.raises(ValueError, match="test_fraction > 0, validation_fraction >= 0 and their sum < 1"):
         PairsParams.from_section(PARAMS | {"test_fraction": test, "validation_fraction": validation}, "fashion")
+
+
+def test_only_extra_pairs_when_no_query_source_and_cloze_sentences_leave_their_documents(tmp_path):
+    items, interactions = movies_slice(users=10)
+    first = items.to_pylist()[0]
+    sentence = "A lonely keeper finds a map to the island."
+    items = pa.Table.from_pylist([dict(first, document=f"{first['document']} [SEP] {sentence} It rains."),
+                                  *items.to_pylist()[1:]], schema=items.schema)
+    write_ingest(tmp_path / "ingest", items, interactions)
+    own = {"movies": {"queries": "none"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pairs": PARAMS | {"catalogs": own}}))
+    cloze = {"query_id": "ict:1", "query": sentence, "item_id": first["item_id"], "kind": "ict"}
+    template = {"query_id": "t:1", "query": "a 1990s drama", "item_id": first["item_id"], "kind": "pseudo_template"}
+    request = {"query_id": "s:1", "query": "something moving", "item_id": first["item_id"], "kind": "synthetic"}
+    for name, rows in (("cloze", [cloze]), ("template", [template]), ("request", [request])):
+        pq.write_table(pa.Table.from_pylist(rows, schema=PAIRS), tmp_path / f"{name}.parquet")
+    argv = ["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
+            "--extra-train", str(tmp_path / "template.parquet"), "--extra-train", str(tmp_path / "request.parquet"),
+            "--extra-test", str(tmp_path / "cloze.parquet"), "--params", str(tmp_path / "params.yaml")]
+    assert pairs.main(argv) == 0
+    metrics = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
+    assert metrics["pairs_made"] == 0 and metrics["train"] == 2 and metrics["test"] == 1  # extras only, both files
+    documents = pq.read_table(tmp_path / "pairs" / "documents.parquet").to_pylist()
+    assert documents[0]["document"] == f"{first['document']} [SEP] It rains."  # the held-out sentence is cut
+    assert [d["document"] for d in documents[1:]] == [i["document"] for i in items.to_pylist()[1:]]
+    assert metrics["documents_with_cloze_cut"] == 1

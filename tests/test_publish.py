@@ -11,6 +11,7 @@ from snapshot_fixture import publish_concurrently, publish_tiny
 
 from pipelines import publish
 from serving.cache import pull
+from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME, Manifest
 from serving.reader import Reader
 from serving.store import Store
@@ -32,11 +33,11 @@ def test_publish_writes_a_verified_snapshot_that_the_reader_serves(fixture_input
     assert {"index/index.json", "encoder/model_int8.onnx", "encoder/tokenizer.json", "metrics.json",
             "bm25/params.index.json"} <= paths
     assert (manifest.dim, manifest.metric, manifest.ef_search) == (21, "inner_product", 16)
-    # the product codes are invisible to the encoder, so BM25 must earn a weight on the validation pairs
-    hybrid = published["hybrid"]
-    assert (hybrid["validation_pairs"], hybrid["test_pairs"]) == (4, 4)
-    assert hybrid["validation_recall"]["0.0"] < hybrid["validation_recall"]["0.5"] == 1.0
-    assert manifest.bm25_weight == hybrid["bm25_weight"] == 0.5
+    # the product codes are invisible to the encoder, so the fusion stage chose BM25 fusion on the validation
+    # pairs; the manifest carries that choice and its validation figures
+    chosen = json.loads(Path(fixture_inputs["fusion"]).read_text())
+    assert manifest.fusion == Fusion(**chosen["fusion"]) == Fusion("hybrid", 0.5) and published["fusion"] == chosen["fusion"]
+    assert manifest.extra["fusion"]["validation"] == {"dense": 0.5, "rrf@60": 0.5, "hybrid@0.5": 1.0}
     reader = Reader.open(root, "fashion", cache_dir=tmp_path / "cache")
     assert reader.manifest.snapshot_id == published["snapshot_id"]
     arrays = list((tmp_path / "cache").rglob("*.npy"))

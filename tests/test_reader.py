@@ -16,6 +16,7 @@ import pytest
 from snapshot_fixture import publish_tiny
 
 from serving.filters import FilterError
+from serving.fusion import Fusion
 from serving.manifest import ManifestError
 from serving.reader import Reader
 from serving.shards import ShardedIndex
@@ -32,13 +33,13 @@ def ids(hits) -> list[str]:
 
 
 def test_dense_search_returns_hand_ranked_items_with_metadata(reader):
-    hits = reader.search("red dress", k=2)
+    hits = reader.search("red dress", k=2, mode="dense")
     assert ids(hits) == ["i01", "i02"]
     assert [round(h.score, 3) for h in hits] == [round(2 / np.sqrt(6), 3), round(1 / np.sqrt(2), 3)]
     assert (hits[0].title, hits[0].creator, hits[0].categories, hits[0].year, hits[0].price) == (
         "Red summer dress", "Alba", ["Dresses"], 2019, 80.0)
     assert hits[0].attributes == {"material": "cloth"}
-    assert len(reader.search("red dress", k=12)) == 12  # every item, across both shards
+    assert len(reader.search("red dress", k=12, mode="dense")) == len(reader.search("red dress", k=12)) == 12
 
 
 @pytest.mark.parametrize("text, filters, expected", [
@@ -51,10 +52,11 @@ def test_dense_search_returns_hand_ranked_items_with_metadata(reader):
     ("red dress", {"creator": "Nobody"}, []),
 ])
 def test_hard_filters_return_exactly_the_matching_items(reader, text, filters, expected):
-    hits = reader.search(text, k=10, filters=filters)
+    hits = reader.search(text, k=10, filters=filters, mode="dense")
     assert ids(hits)[:1] == expected[:1]  # the best match first
     assert sorted(ids(hits)) == sorted(expected)  # all matches, never fewer than k when k exist
-    assert ids(reader.search(text, k=2, filters=filters)) == ids(hits)[:2]
+    assert ids(reader.search(text, k=2, filters=filters, mode="dense")) == ids(hits)[:2]
+    assert sorted(ids(reader.search(text, k=10, filters=filters))) == sorted(expected)  # fused: the same items
 
 
 def test_a_short_filtered_graph_walk_is_completed_by_exact_search(reader, monkeypatch):
@@ -67,7 +69,7 @@ def test_a_short_filtered_graph_walk_is_completed_by_exact_search(reader, monkey
         return hits
 
     monkeypatch.setattr(ShardedIndex, "search", short_walk)
-    assert ids(reader.search("red dress", k=3, filters={"creator": "Alba"})) == ["i01", "i03", "i04"]
+    assert ids(reader.search("red dress", k=3, filters={"creator": "Alba"}, mode="dense")) == ["i01", "i03", "i04"]
 
 
 def test_unknown_or_mistyped_filters_are_refused(reader):
@@ -79,12 +81,15 @@ def test_unknown_or_mistyped_filters_are_refused(reader):
         reader.search("red dress", filters={"price_min": 100, "price_max": 50})
 
 
-def test_hybrid_finds_what_only_bm25_can_see(reader):
+def test_the_default_search_is_the_published_fusion_which_finds_what_only_bm25_can_see(reader):
     # "sku77" is unknown to the encoder: dense prefers the linen shirt (1/sqrt2 > 1/sqrt3) ...
-    assert ids(reader.search("linen sku77", k=1)) == ["i07"]
-    # ... BM25 (weight 0.5, chosen at publish time) knows only i08 carries the code
-    assert reader.manifest.bm25_weight == 0.5
-    assert ids(reader.search("linen sku77", k=1, mode="hybrid")) == ["i08"]
+    assert ids(reader.search("linen sku77", k=1, mode="dense")) == ["i07"]
+    # ... BM25 knows only i08 carries the code: the fusion stage chose the hybrid (weight 0.5) on validation,
+    # the manifest carries it, and a search without a mode uses it
+    assert reader.manifest.fusion == Fusion("hybrid", 0.5)
+    assert ids(reader.search("linen sku77", k=1)) == ids(reader.search("linen sku77", k=1, mode="hybrid")) == ["i08"]
+    # RRF: i07 and i08 swap ranks between the two lists (1/61 + 1/62 each); the tie goes to the dense score
+    assert ids(reader.search("linen sku77", k=1, mode="rrf")) == ["i07"]
     assert ids(reader.search("linen sku77", k=2, mode="hybrid", filters={"creator": "Bruno"})) == ["i08", "i07"]
     # only 4 items cost >= 100 and none shares a word with the query: all 4, in any order
     assert sorted(ids(reader.search("linen sku77", k=5, mode="hybrid", filters={"price_min": 100}))) == [
@@ -144,7 +149,7 @@ def test_hot_swap_under_concurrent_queries_drops_nothing(fixture_inputs, tmp_pat
         while not stop.is_set():
             try:
                 snapshot = reader.snapshot
-                hits = snapshot.search("red dress", k=3, mode="hybrid")
+                hits = snapshot.search("red dress", k=3)
                 assert ids(hits)[:2] == ["i01", "i02"]
                 served.add(snapshot.snapshot_id)
             except Exception as err:  # noqa: BLE001 - every failure is counted
@@ -182,7 +187,7 @@ def test_query_cli_prints_the_ranked_hits(published_root, tmp_path, capsys):
     assert main(["red dress", "--k", "2", "--filter", "creator=Alba", *common]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "[i01]" in lines[1] and "[i03]" in lines[2] and len(lines) == 3
-    assert main(["linen sku77", "--k", "1", "--mode", "hybrid", "--json", *common]) == 0
+    assert main(["linen sku77", "--k", "1", "--json", *common]) == 0  # the snapshot's fusion by default
     assert json.loads(capsys.readouterr().out)["items"][0]["item_id"] == "i08"
     assert main(["--similar-to", "i01", "--k", "1", "--filter", "categories=Dresses,Knits",
                  "--filter", "creator=Bruno", *common]) == 0

@@ -15,14 +15,15 @@ from sentence_transformers import SentenceTransformer
 
 from pipelines import train
 from pipelines.common.atomic import write_parquet
-from pipelines.train import TrainParams, add_lora, merge_lora, with_hard_negatives
+from pipelines.train import TrainParams, add_lora, device_settings, merge_lora, with_hard_negatives
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
 PARAMS = {"base_model": str(BASE), "seed": 42, "max_steps": 4, "batch_size": 8, "gradient_accumulation_steps": 1,
           "learning_rate": 1e-4, "warmup_ratio": 0.1, "temperature": 0.05, "max_seq_length": 64, "lora": False,
           "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
           "lora_targets": {"bert": ["query", "key", "value", "dense"], "mpnet": ["q", "k", "v", "o", "dense"]},
-          "hard_negatives": False, "hard_negatives_range_min": 2}
+          "hard_negatives": False, "hard_negatives_range_min": 2, "eval_steps": 2,
+          "checkpoint_metric": "fused_recall@10"}
 
 
 def mnrl_loss(model: SentenceTransformer, queries: list[str], documents: list[str]) -> float:
@@ -44,11 +45,11 @@ def pairs_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def test_a_few_steps_on_real_pairs_lower_the_loss_and_write_the_curve(pairs_dir, tmp_path):
+def test_a_few_steps_on_real_pairs_lower_the_loss_and_write_the_curves(pairs_dir, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": PARAMS}))
-    out, curve_csv = tmp_path / "finetuned", tmp_path / "train_loss.csv"
+    out, curve_csv, validation_csv = tmp_path / "finetuned", tmp_path / "train_loss.csv", tmp_path / "validation.csv"
     assert train.main(["--pairs", str(pairs_dir), "--out", str(out), "--loss-csv", str(curve_csv),
-                       "--params", str(tmp_path / "params.yaml")]) == 0
+                       "--validation-csv", str(validation_csv), "--params", str(tmp_path / "params.yaml")]) == 0
 
     dataset, _ = train.training_dataset(pairs_dir)
     queries, documents = dataset["anchor"], dataset["positive"]
@@ -58,6 +59,16 @@ def test_a_few_steps_on_real_pairs_lower_the_loss_and_write_the_curve(pairs_dir,
     with curve_csv.open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(float(r["loss"]) > 0 for r in rows)
+    with validation_csv.open() as f:  # checkpoints scored on the validation pairs every eval_steps steps
+        scored = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in scored] == [2, 4]
+    assert all(0 <= float(r["fused_recall@10"]) <= 1 and "dense_mrr@10" in r for r in scored)
+
+
+def test_device_selection_trains_with_amp_on_cuda_only():
+    assert device_settings(cuda=False, bf16_supported=False) == {"use_cpu": True, "bf16": False, "fp16": False}
+    assert device_settings(cuda=True, bf16_supported=True) == {"use_cpu": False, "bf16": True, "fp16": False}
+    assert device_settings(cuda=True, bf16_supported=False) == {"use_cpu": False, "bf16": False, "fp16": True}
 
 
 def test_lora_adapter_merges_into_a_plain_model_with_the_same_outputs(tmp_path):
@@ -87,6 +98,8 @@ def test_mined_hard_negatives_are_other_real_documents(pairs_dir):
     assert all(row["negative"] in corpus and row["negative"] != row["positive"] for row in triplets)
 
 
-def test_params_with_unknown_or_missing_keys_are_refused():
+def test_params_with_unknown_or_missing_keys_or_metrics_are_refused():
     with pytest.raises(ValueError, match=r"unknown keys \['epochs'\], missing keys \['seed'\]"):
         TrainParams.from_section({k: v for k, v in PARAMS.items() if k != "seed"} | {"epochs": 1})
+    with pytest.raises(ValueError, match="checkpoint_metric must be one of"):
+        TrainParams.from_section(PARAMS | {"checkpoint_metric": "recall@10"})

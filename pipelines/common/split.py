@@ -9,6 +9,7 @@ order nor moves when unrelated rows are added (nor does test move when validatio
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Literal
 
 Side = Literal["train", "validation", "test"]
@@ -35,3 +36,15 @@ def side(key: str, seed: int, test_fraction: float, validation_fraction: float =
 def normalise(text: str) -> str:
     """The form two texts are compared in for leakage: case- and whitespace-insensitive."""
     return " ".join(text.lower().split())
+
+
+CLOZE_KINDS = frozenset({"ict"})  # pair kinds whose query is a sentence cut out of its own item's document
+
+
+def unquoted(document: str, texts: Iterable[str]) -> str:
+    """`document` without any of `texts` it quotes verbatim: a query must not be a substring of its own
+    positive (an inverse-cloze sentence found in its movie's summary teaches string matching, not intent)."""
+    for text in texts:
+        if text and text in document:
+            document = document.replace(text, "").replace("  ", " ")
+    return document

@@ -1,1 +1,1 @@
-"""Movie understanding: the knowledge graph, synthetic requests, LLM descriptions, the intent model and its evaluation."""
+"""Movie understanding: knowledge graph, synthetic requests, pseudo-queries, LLM descriptions, the intent model."""

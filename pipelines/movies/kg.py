@@ -92,6 +92,10 @@ THEME_PATTERNS: dict[str, str] = {
     "islands": r"islands?\b",
 }
 
+_PLOT_STOPWORDS = re.compile(
+    r"\b(film|movie|released|box office|awards?|oscars?|critics?|grossed|directed|stars?|starring|cast|"
+    r"production|novel|book|screenplay|based on|greatest|listed|regarded|acclaim\w*|sequel|remake)\b",
+    re.IGNORECASE)  # plot clauses skip production talk
 _COMPILED_THEMES = {theme: re.compile(rf"\b(?:{pattern})", re.IGNORECASE) for theme, pattern in THEME_PATTERNS.items()}
 
 
@@ -142,3 +146,19 @@ def film_counts(movies: list[Movie]) -> tuple[Counter[str], Counter[str]]:
     directors = Counter(p for m in movies for p in m.directors)
     cast = Counter(p for m in movies for p in m.cast)
     return directors, cast
+
+
+def plot_fragments(m: Movie) -> list[str]:
+    """Plot-like clauses of the summary (not its first sentence, nothing about the production or names)."""
+    if not m.summary:
+        return []
+    names = [m.title, *m.people]
+    fragments = []
+    for sentence in re.split(r"(?<=[.!?])\s+", m.summary.strip())[1:]:
+        words = sentence.split()
+        if not 8 <= len(words) <= 25 or _PLOT_STOPWORDS.search(sentence) or re.search(r"\d", sentence):
+            continue
+        if any(name and name.lower() in sentence.lower() for name in names) or '"' in sentence:
+            continue
+        fragments.append(sentence[0].lower() + sentence[1:].rstrip(".!?"))
+    return fragments

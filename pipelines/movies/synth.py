@@ -29,7 +29,8 @@ from pipelines.common.atomic import write_json, write_parquet
 from pipelines.common.params import load_section
 from pipelines.common.schemas import PAIRS, SYNTH_QUERIES, conform
 from pipelines.common.split import check_fractions, side
-from pipelines.movies.kg import GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
+from pipelines.movies.kg import (GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items,
+                                 plot_fragments)
 from serving.conversation.extraction import FIELDS, INTENTS, Extraction, Intent
 
 Noise = Literal["typo", "missing_word", "multi_intent"]
@@ -99,10 +100,7 @@ WORDS: dict[str, tuple[str, ...]] = {
 PREFIXES = ("", "", "", "hey, ", "ok ", "so ", "please ", "quick question: ", "um ")
 CONNECTORS = (" and ", ". also ", ", and ", "! ", " - ")
 _SLOT = re.compile(r"\{(\w+)\}")
-_PLOT_STOPWORDS = re.compile(
-    r"\b(film|movie|released|box office|awards?|oscars?|critics?|grossed|directed|stars?|starring|cast|"
-    r"production|novel|book|screenplay|based on|greatest|listed|regarded|acclaim\w*|sequel|remake)\b",
-    re.IGNORECASE)
+
 
 
 @dataclass(frozen=True)
@@ -162,22 +160,6 @@ class Catalog:
         """Movies a 'like X' request targets: X's directors' other films, else films with X's exact genres."""
         same_director = set().union(*(self.index[("director", p)] for p in m.directors)) - {m.item_id}
         return same_director or (self.genre_sets[tuple(sorted(m.genres))] - {m.item_id})
-
-
-def plot_fragments(m: Movie) -> list[str]:
-    """Plot-like clauses of the summary (not its first sentence, nothing about the production or names)."""
-    if not m.summary:
-        return []
-    names = [m.title, *m.people]
-    fragments = []
-    for sentence in re.split(r"(?<=[.!?])\s+", m.summary.strip())[1:]:
-        words = sentence.split()
-        if not 8 <= len(words) <= 25 or _PLOT_STOPWORDS.search(sentence) or re.search(r"\d", sentence):
-            continue
-        if any(name and name.lower() in sentence.lower() for name in names) or '"' in sentence:
-            continue
-        fragments.append(sentence[0].lower() + sentence[1:].rstrip(".!?"))
-    return fragments
 
 
 def clean_title(title: str) -> bool:

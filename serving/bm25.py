@@ -1,9 +1,7 @@
-"""Hybrid retrieval: BM25 (bm25s) over the item documents, fused with the dense scores.
+"""The lexical half of retrieval: BM25 (bm25s) over the item documents, one tokenization for index and query.
 
-Candidates are the union of the dense top list and the BM25 top list (`candidate_count(k)` each);
-a candidate's fused score is `(1 - w) * dense + w * bm25`, each min-max normalised over the
-candidates. The weight `w` is chosen on validation pairs by the publish stage, with this same code.
-The index is saved by bm25s as .npy + JSON (no pickle) and loaded memory-mapped.
+The index is saved by bm25s as .npy + JSON (no pickle) and loaded memory-mapped; document i of the index
+is the snapshot's global row i. How its scores combine with the dense ones: serving.fusion.
 """
 
 from __future__ import annotations
@@ -15,11 +13,6 @@ import bm25s
 import numpy as np
 
 STOPWORDS = "en"
-
-
-def candidate_count(k: int) -> int:
-    """How many candidates each retriever contributes before fusion."""
-    return max(4 * k, 50)
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
@@ -56,17 +49,3 @@ def lexical_top(scores: np.ndarray, n: int) -> np.ndarray:
     if len(positive) <= n:
         return positive
     return positive[np.argpartition(-scores[positive], n - 1)[:n]]
-
-
-def minmax(scores: np.ndarray) -> np.ndarray:
-    if scores.size == 0:
-        return scores
-    low, high = scores.min(), scores.max()
-    return np.zeros_like(scores) if high <= low else (scores - low) / (high - low)
-
-
-def rank_fused(dense: np.ndarray, lexical: np.ndarray, bm25_weight: float, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, fused scores) of the top-k candidates, best first; `dense[i]`, `lexical[i]` score candidate i."""
-    fused = (1.0 - bm25_weight) * minmax(dense) + bm25_weight * minmax(lexical)
-    order = np.lexsort((-dense, -fused))[:k]  # ties on the fused score go to the better dense score
-    return order, fused[order]

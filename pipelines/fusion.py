@@ -1,0 +1,87 @@
+"""fusion stage: how the snapshot combines dense and BM25, chosen on the validation split.
+
+Candidates: dense alone; the weighted min-max hybrid at every weight of `fusion.weights`; reciprocal rank
+fusion with k = `fusion.rrf_k` (Cormack et al. 2009). Each ranks the validation queries through the
+reader's own query path (pipelines.common.shipped: INT8 encoder, sharded HNSW at its tuned efSearch,
+BM25 over the documents). The best by `fusion.metric` wins; a tie keeps the simpler candidate (dense,
+then RRF, then the hybrid by ascending weight). The choice (method, the best hybrid weight, rrf_k) goes to
+`fusion.json`, which `publish` writes into the manifest (so `Reader.search`, `semrec query` and HTTP use
+it by default) and `evaluate` scores as the shipped system.
+
+    semrec fusion --index data/fashion/index --encoder models/fashion/onnx \
+        --documents data/fashion/pairs/documents.parquet --validation data/fashion/pairs/validation.parquet \
+        --out reports/fashion/fusion.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from pipelines.common.atomic import write_json
+from pipelines.common.metrics import parse_metric, per_query
+from pipelines.common.params import load_section
+from pipelines.common.queries import query_set
+from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
+from pipelines.common.shipped import local_snapshot, rankings
+from serving.fusion import Fusion
+
+
+def candidates(weights: Sequence[float], rrf_k: int) -> list[Fusion]:
+    """In tie-break order: dense, RRF, then the hybrid by ascending BM25 weight."""
+    return [Fusion("dense"), Fusion("rrf", rrf_k=rrf_k)] + [Fusion("hybrid", float(w)) for w in sorted(weights)]
+
+
+def choose(scores: Mapping[Fusion, float]) -> Fusion:
+    """The best-scoring fusion; ties keep the earliest (simplest) candidate."""
+    order = list(scores)
+    return max(order, key=lambda fusion: (scores[fusion], -order.index(fusion)))
+
+
+def shipped_fusion(chosen: Fusion, scores: Mapping[Fusion, float]) -> Fusion:
+    """The chosen method, carrying the best hybrid weight too (so `mode="hybrid"` serves the tuned weight)."""
+    hybrids = {fusion: score for fusion, score in scores.items() if fusion.method == "hybrid"}
+    weight = choose(hybrids).bm25_weight if hybrids else chosen.bm25_weight
+    return Fusion(chosen.method, weight, chosen.rrf_k)
+
+
+def tune(index: Path, encoder: Path, documents: Path, validation: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Score every candidate fusion on the validation queries; return the report with the choice."""
+    metric = str(params["metric"])
+    _, k = parse_metric(metric)
+    docs = conform(pq.read_table(documents), DOCUMENTS, str(documents))
+    texts = dict(zip(docs["item_id"].to_pylist(), docs["document"].to_pylist()))
+    queries = query_set(conform(pq.read_table(validation), PAIRS, str(validation)))
+    if not queries.texts:
+        raise ValueError(f"{validation}: no validation pairs to choose the fusion on")
+    fusions = candidates([float(w) for w in params["weights"]], int(params["rrf_k"]))
+    snapshot = local_snapshot(index, encoder, texts)
+    ranked = rankings(snapshot, queries.texts, fusions, queries.fetch_k(k))
+    scores = {fusion: float(per_query(queries.rankings(ranked[fusion], k), queries.relevance, [metric])[metric].mean())
+              for fusion in fusions}
+    chosen = shipped_fusion(choose(scores), scores)
+    return {"fusion": asdict(chosen), "chosen": chosen.name(), "metric": metric,
+            "validation_queries": len(queries.texts), "validation": {f.name(): round(s, 6) for f, s in scores.items()},
+            "ef_search": snapshot.index.manifest.ef_search}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="semrec fusion", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", required=True, type=Path, help="the index stage's folder")
+    parser.add_argument("--encoder", required=True, type=Path, help="the quantize stage's ONNX folder")
+    parser.add_argument("--documents", required=True, type=Path, help="documents.parquet (item_id, document)")
+    parser.add_argument("--validation", required=True, type=Path, help="the pairs stage's validation.parquet")
+    parser.add_argument("--out", required=True, type=Path, help="fusion.json: the choice and every candidate's score")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    report = tune(args.index, args.encoder, args.documents, args.validation, load_section("fusion", args.params))
+    write_json(report, args.out)
+    print(f"fusion: {report['chosen']} ({report['metric']} {report['validation'][report['chosen']]:.4f} on "
+          f"{report['validation_queries']} validation queries; dense {report['validation']['dense']:.4f})")
+    return 0

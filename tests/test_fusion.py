@@ -1,0 +1,59 @@
+"""Fusion: reciprocal rank fusion and the min-max hybrid on known lists, the choice rule, the manifest record."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipelines.fusion import candidates, choose, shipped_fusion
+from serving.fusion import Fusion, fuse
+from serving.manifest import Manifest, ManifestError
+
+DENSE = np.array([0.9, 0.8, 0.7, 0.1])  # dense ranks 1, 2, 3, 4
+LEXICAL = np.array([0.0, 5.0, 9.0, 1.0])  # BM25 ranks -, 2, 1, 3 (candidate 0 shares no term with the query)
+
+
+def test_reciprocal_rank_fusion_on_known_lists():
+    order, scores = fuse(Fusion("rrf", rrf_k=60), DENSE, LEXICAL, k=4)
+    expected = [1 / 61, 1 / 62 + 1 / 62, 1 / 63 + 1 / 61, 1 / 64 + 1 / 63]
+    assert order.tolist() == [2, 1, 3, 0]  # 1/63 + 1/61 > 2/62 > 1/64 + 1/63 > 1/61
+    np.testing.assert_allclose(scores, [expected[i] for i in order.tolist()])
+    assert fuse(Fusion("rrf", rrf_k=1), DENSE, LEXICAL, k=1)[0].tolist() == [2]  # 1/4 + 1/2 beats 1/2 + 0
+
+
+def test_dense_and_hybrid_on_known_lists():
+    assert fuse(Fusion("dense"), DENSE, LEXICAL, k=2)[0].tolist() == [0, 1]
+    assert fuse(Fusion("hybrid", 1.0), DENSE, LEXICAL, k=2)[0].tolist() == [2, 1]  # BM25 alone
+    order, scores = fuse(Fusion("hybrid", 0.5), DENSE, LEXICAL, k=4)
+    # min-max: dense (0.9..0.1) -> 1, .875, .75, 0; BM25 (0..9) -> 0, .556, 1, .111
+    np.testing.assert_allclose(scores, sorted([0.5, (0.875 + 5 / 9) / 2, 0.875, 1 / 18], reverse=True))
+    assert order.tolist() == [2, 1, 0, 3]
+
+
+@pytest.mark.parametrize("bad, message", [({"method": "sparse"}, "method"), ({"bm25_weight": 1.5}, "bm25_weight"),
+                                          ({"method": "rrf", "rrf_k": 0}, "rrf_k")])
+def test_bad_fusions_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        Fusion(**bad)
+
+
+def test_the_choice_keeps_the_simplest_on_a_tie_and_ships_the_best_hybrid_weight():
+    options = candidates([0.7, 0.3], rrf_k=60)
+    assert [f.name() for f in options] == ["dense", "rrf@60", "hybrid@0.3", "hybrid@0.7"]
+    scores = dict(zip(options, [0.5, 0.8, 0.6, 0.8]))
+    assert choose(scores) == Fusion("rrf")  # ties with hybrid@0.7: the simpler one
+    assert shipped_fusion(choose(scores), scores) == Fusion("rrf", bm25_weight=0.7)  # mode="hybrid" gets 0.7
+    assert choose(dict(zip(options, [0.8, 0.8, 0.8, 0.8]))) == Fusion("dense")
+
+
+def test_a_format_1_manifest_reads_as_dense_search_with_its_hybrid_weight():
+    old = {"catalog": "fashion", "snapshot_id": "s1", "created_at": "2026-01-01T00:00:00+00:00", "git_rev": "x",
+           "dvc_lock_sha256": "none", "embedding_model": "m", "dim": 4, "metric": "inner_product", "ef_search": 16,
+           "bm25_weight": 0.3, "files": [], "extra": {}, "format_version": 1}
+    manifest = Manifest.from_json(json.dumps(old))
+    assert manifest.fusion == Fusion("dense", 0.3) and manifest.format_version == 2
+    assert json.loads(manifest.to_json())["fusion"] == {"method": "dense", "bm25_weight": 0.3, "rrf_k": 60}
+    with pytest.raises(ManifestError, match="bm25_weight"):
+        Manifest.from_json(json.dumps(old | {"bm25_weight": 2.0}))

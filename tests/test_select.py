@@ -1,0 +1,89 @@
+"""select: WiSE-FT interpolation, the tie rule, and the choice on a constructed case with real weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from pairs_slices import write_fashion_pairs
+from sentence_transformers import SentenceTransformer
+
+from pipelines import select
+from pipelines.select import best, interpolate
+
+BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
+PARAMS = {"select": {"metric": "fused_recall@10", "wise_alphas": [0.25, 0.5, 0.75], "batch_size": 16}}
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, torch.Tensor]:
+    return SentenceTransformer(str(BASE), device="cpu").state_dict()
+
+
+def test_interpolating_a_model_with_itself_is_the_identity(state):
+    for alpha in (0.0, 0.3, 1.0):
+        mixed = interpolate(state, state, alpha)
+        assert mixed.keys() == state.keys() and all(torch.equal(mixed[k], state[k]) for k in state)
+
+
+def test_interpolation_is_linear_in_alpha_and_keeps_integer_buffers(state):
+    other = {k: v + 1.0 if v.is_floating_point() else v for k, v in state.items()}
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    for alpha in (0.0, 0.25, 1.0):
+        torch.testing.assert_close(interpolate(state, other, alpha)[name], state[name] + alpha)
+    integers = [k for k, v in state.items() if not v.is_floating_point()]
+    assert all(torch.equal(interpolate(state, other, 0.5)[k], state[k]) for k in integers)
+    with pytest.raises(ValueError, match="differ in parameters"):
+        interpolate(state, {name: state[name]}, 0.5)
+
+
+def test_best_takes_the_highest_and_keeps_the_earliest_on_a_tie():
+    scores = {"base": {"m": 0.5}, "finetuned": {"m": 0.7}, "wise@0.5": {"m": 0.7}}
+    assert best(scores, "m") == "finetuned"
+    assert best({"base": {"m": 0.5}, "finetuned": {"m": 0.5}}, "m") == "base"
+
+
+def noised(folder: Path, out: Path) -> Path:
+    """A copy of the model with every weight drowned in noise: a clearly worse encoder."""
+    model = SentenceTransformer(str(folder), device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    model.save(str(out))
+    return out
+
+
+def run_select(pairs_dir: Path, base: Path, tuned: Path, tmp_path: Path) -> dict:
+    tmp_path.mkdir()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    assert select.main(["--pairs", str(pairs_dir), "--base", str(base), "--finetuned", str(tuned),
+                        "--out", str(tmp_path / "selected"), "--report", str(tmp_path / "select.json"),
+                        "--params", str(tmp_path / "params.yaml")]) == 0
+    return json.loads((tmp_path / "select.json").read_text())
+
+
+def test_selection_picks_the_better_candidate_on_a_constructed_case(tmp_path):
+    pairs_dir = write_fashion_pairs(tmp_path / "pairs", rows=400)
+    broken = noised(BASE, tmp_path / "broken")
+    # a "fine-tuned" model that fine-tuning broke: the base model is chosen, and shipped
+    report = run_select(pairs_dir, BASE, broken, tmp_path / "a")
+    scores = report["candidates"]
+    assert list(scores) == ["base", "finetuned", "wise@0.25", "wise@0.5", "wise@0.75"]
+    assert report["chosen"] == "base" and scores["finetuned"]["fused_recall@10"] < scores["base"]["fused_recall@10"]
+    chosen = SentenceTransformer(str(tmp_path / "a" / "selected"), device="cpu").state_dict()
+    assert all(torch.equal(chosen[k], v) for k, v in SentenceTransformer(str(BASE), device="cpu").state_dict().items())
+    # the other way round: the healthy model is the fine-tuned candidate, and it (or the mix nearest it) wins
+    report = run_select(pairs_dir, broken, BASE, tmp_path / "b")
+    assert report["chosen"] in {"finetuned", "wise@0.75"}
+    assert report["candidates"][report["chosen"]]["fused_recall@10"] > report["candidates"]["base"]["fused_recall@10"]
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(ValueError, match="select.metric must be one of"):
+        select.SelectParams("recall@10", (0.5,), 8)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        select.SelectParams("dense_recall@10", (1.0,), 8)
