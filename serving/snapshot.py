@@ -24,6 +24,7 @@ from serving.hits import Hit, hits_from
 from serving.hybrid import bm25_scores, candidate_count, lexical_top, load_bm25, rank_fused
 from serving.manifest import Manifest
 from serving.shards import Hits, ShardedIndex
+from serving.shards import Manifest as IndexManifest
 
 Mode = Literal["dense", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -46,8 +47,11 @@ class Snapshot:
     @classmethod
     def open(cls, folder: str | Path, manifest: Manifest, threads: int | None = None) -> Snapshot:
         folder = Path(folder)
+        index = IndexManifest.read(folder / INDEX_DIR)
+        for name in index.files():  # only what the snapshot manifest vouches for (ManifestError otherwise)
+            manifest.file(f"{INDEX_DIR}/{name}")
         conversation = Conversation.load(folder / INTENT_DIR) if (folder / INTENT_DIR).is_dir() else None
-        return cls(manifest, ShardedIndex.open(folder / INDEX_DIR),
+        return cls(manifest, ShardedIndex.open(folder / INDEX_DIR, index),
                    Encoder.load(folder / ENCODER_DIR, "int8", threads), load_bm25(folder / BM25_DIR), conversation)
 
     @property
