@@ -9,11 +9,12 @@ export TRANSFORMERS_OFFLINE := 1
 
 setup: $(VENV)/.installed
 
-# torch first, pinned, so pip takes the CPU wheel on disk and never resolves a CUDA build.
-$(VENV)/.installed: pyproject.toml
+# Exact versions from constraints.txt (pyproject.toml holds ranges). torch first, so pip takes the
+# CPU wheel on disk and never resolves a CUDA build.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[pipelines,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[pipelines,http,dev]'
 	touch $@
 
 run: setup

@@ -31,7 +31,7 @@ WORDS = ["red", "blue", "green", "black", "white", "summer", "evening", "wool", 
          "dress", "sweater", "jeans", "jacket", "shirt", "trousers", "blouse", "coat", "warm", "party"]
 VOCAB = {"[PAD]": 0, "[UNK]": 1, **{word: i + 2 for i, word in enumerate(WORDS)}}
 DIM = len(WORDS)
-PUBLISH_PARAMS = {"publish": {"root": "unused", "keep": 3,
+PUBLISH_PARAMS = {"publish": {"enabled": True, "root": "unused", "keep": 3, "gc_grace_hours": 24,
                               "gate": {"metric": ["gate", "recall@10"], "tolerance": 0.02}},
                   "fusion": {"metric": "recall@1", "weights": [0.5], "rrf_k": 60}}
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 
 import polars as pl
 import pyarrow as pa
+from tqdm import tqdm
 
 from pipelines import catalogs
 from pipelines.catalogs.source import Table, quarantine_frame
@@ -76,8 +77,11 @@ def ingest(catalog: str, raw: Path, params: dict[str, Any], engine: Engine | Non
         raise KeyError(f"ingest.catalogs: no catalog {catalog!r} (have: {sorted(options)})")
     rules = Rules.from_params(params.get("filters") or {})
     engine = check_engine(engine or params.get("engine"))
-    source = catalogs.load(catalog, raw, options[catalog])
-    filtered = importlib.import_module(ENGINES[engine]).run(source.interactions, source.items["item_id"], rules)
+    with tqdm(total=2, desc=f"ingest {catalog}", unit="step", disable=None) as steps:
+        source = catalogs.load(catalog, raw, options[catalog])
+        steps.update()
+        filtered = importlib.import_module(ENGINES[engine]).run(source.interactions, source.items["item_id"], rules)
+        steps.update()
     rejected = quarantine_frame(pl.from_arrow(filtered.rejected), "interactions", step=pl.col("_step"),
                                 reason=pl.col("_reason"), field=pl.col("_step").replace_strict(STEPS))
     quarantine = pa.concat_tables([source.quarantine, rejected])
