@@ -4,8 +4,9 @@
     semrec publish rollback --to 20260101T000000000000Z-ab12cd34 --catalog fashion --root published
 
 A snapshot `<root>/<catalog>/<id>/` holds the index shards, the INT8 encoder, the BM25 index, the
-evaluation metrics and `manifest.json` (uploaded last). LATEST then moves by compare-and-swap, so of
-two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
+evaluation metrics, with --intent the folder `Reader.ask` reads (movies: `intent/`), and
+`manifest.json` (uploaded last; every other file's sha256). LATEST then moves by compare-and-swap, so
+of two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
 quality gate refuses a snapshot whose gate metric is below the live one's by more than the
 tolerance, unless --force. `<root>` is any fsspec URL; S3 credentials and endpoint come from the
 environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never from params.
@@ -34,11 +35,12 @@ import pyarrow.parquet as pq
 from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
 from pipelines.hybrid_weight import best_weight, recall_by_weight
+from serving.conversation.ask import Conversation
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, EncoderConfig, model_file
 from serving.hybrid import build_bm25, load_bm25, save_bm25
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, describe_folder
 from serving.shards import ShardedIndex
-from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR
+from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR
 from serving.store import Pointer, PointerConflict, Store
 
 log = logging.getLogger("semrec.publish")
@@ -189,6 +191,16 @@ def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str,
     return index
 
 
+def stage_intent(source: Path, folder: Path) -> str:
+    """Copy the intent stage's folder into the snapshot as intent/, and check that `ask` can load it;
+    returns the extractor it serves."""
+    shutil.copytree(source, folder / INTENT_DIR)
+    try:
+        return Conversation.load(folder / INTENT_DIR).kind
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"--intent {source}: not an intent folder `ask` can load ({err})") from err
+
+
 def global_item_ids(index: ShardedIndex) -> list[str]:
     """Item ids by global row: shard 0's rows, then shard 1's, ... (the BM25 document order)."""
     return [i for shard in index.shards for i in shard.metadata.column("item_id").to_pylist()]
@@ -247,6 +259,7 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         index = stage(folder, args.index, args.encoder,
                       dict(zip(documents.column("item_id").to_pylist(), documents.column("document").to_pylist())),
                       args.metrics)
+        extractor = stage_intent(args.intent, folder) if args.intent else None
         hybrid = choose_bm25_weight(folder, index, documents, embeddings, validation, test, params["hybrid"])
         encoder = EncoderConfig.read(folder / ENCODER_DIR)
         manifest = write_manifest(folder, args.catalog, {
@@ -257,7 +270,7 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
     pruned = prune(store, args.catalog, int(params["keep"]))
     return {"snapshot_id": manifest.snapshot_id, "root": store.url, "items": len(index),
             "files": len(manifest.files), "bytes": sum(f.bytes for f in manifest.files),
-            "gate": gate_figures, "hybrid": hybrid, "pruned": pruned}
+            "gate": gate_figures, "hybrid": hybrid, "ask_extractor": extractor, "pruned": pruned}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -280,6 +293,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="pairs the hybrid weight is chosen on (the pairs stage's validation.parquet)")
     parser.add_argument("--test", type=Path, help="pairs the hybrid gain is reported on (never chosen on)")
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics.json")
+    parser.add_argument("--intent", type=Path,
+                        help="the intent stage's folder (movies): shipped as intent/, so the snapshot answers ask")
     parser.add_argument("--report", type=Path, help="write what was published here (JSON, DVC metrics)")
     parser.add_argument("--force", action="store_true", help="publish even if the quality gate refuses")
     args = parser.parse_args(argv)

@@ -82,3 +82,15 @@ def published_root(fixture_inputs: dict, tmp_path_factory: pytest.TempPathFactor
 
     assert publish_tiny(fixture_inputs, root) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def ask_root(fixture_inputs: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local published tree whose catalog "movies" is the tiny catalog shipped with an intent/ folder
+    (gazetteer extractor), so `ask` works on it (read-only)."""
+    root = str(tmp_path_factory.mktemp("published-ask"))
+    from snapshot_fixture import publish_tiny, write_intent
+
+    intent = write_intent(tmp_path_factory.mktemp("intent"))
+    assert publish_tiny(fixture_inputs, root, "--intent", str(intent), catalog="movies") == 0
+    return root
