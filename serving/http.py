@@ -1,6 +1,7 @@
 """HTTP API over a Reader (FastAPI): `semrec serve --root published --catalog fashion --port 8000`.
 
     POST /search               {"text": "...", "k": 10, "mode": "dense"|"hybrid", "filters": {...}}
+    POST /ask                  {"text": "something like Heat but funnier", "k": 10}: serving.http_ask
     GET  /items/{id}/similar   ?k=10
     GET  /healthz, /snapshot   liveness, and the snapshot being served
     GET  /docs                 OpenAPI
@@ -20,10 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serving.filters import FilterError, Filters
 from serving.hits import Hit
+from serving.http_ask import ask_routes
+from serving.limits import MAX_K, MAX_TEXT_CHARS
 from serving.reader import LATEST, Reader
-
-MAX_K = 100
-MAX_TEXT_CHARS = 2000
 
 
 class SearchBody(BaseModel):
@@ -78,6 +78,7 @@ def create_app(reader: Reader) -> FastAPI:
             raise HTTPException(status_code=404, detail=f"no item {item_id!r} in {snapshot.snapshot_id}") from err
         return Results(snapshot_id=snapshot.snapshot_id, items=hits)
 
+    app.include_router(ask_routes(reader))
     return app
 
 
