@@ -2,6 +2,7 @@
 
     POST /search               {"text": "...", "k": 10, "mode": "dense"|"hybrid", "filters": {...}}
     POST /ask                  {"text": "something like Heat but funnier", "k": 10}: serving.http_ask
+    GET  /                     the A/B dashboard page (serving.dashboard)
     GET  /items/{id}/similar   ?k=10
     GET  /healthz, /snapshot   liveness, and the snapshot being served
     GET  /docs                 OpenAPI
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -19,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.dashboard import System, add_arguments, add_dashboard, compared, snapshot_systems
 from serving.filters import FilterError, Filters
 from serving.hits import Hit
 from serving.http_ask import ask_routes
@@ -41,7 +44,8 @@ class Results(BaseModel):
     items: list[Hit]
 
 
-def create_app(reader: Reader) -> FastAPI:
+def create_app(reader: Reader, systems: Mapping[str, System] | None = None) -> FastAPI:
+    """The API over `reader`; the dashboard offers `systems` (default: the snapshot's own modes)."""
     app = FastAPI(title="semrec", description="Semantic recommendation over a published snapshot.")
 
     @app.exception_handler(RequestValidationError)
@@ -79,6 +83,7 @@ def create_app(reader: Reader) -> FastAPI:
         return Results(snapshot_id=snapshot.snapshot_id, items=hits)
 
     app.include_router(ask_routes(reader))
+    add_dashboard(app, reader, systems or snapshot_systems(reader))
     return app
 
 
@@ -94,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="check LATEST this often (0: never)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reader = Reader.open(args.root, args.catalog, args.version, args.cache)
     if args.poll_seconds > 0:
         reader.start_polling(args.poll_seconds)
-    uvicorn.run(create_app(reader), host=args.host, port=args.port)
+    uvicorn.run(create_app(reader, snapshot_systems(reader, compared(args))), host=args.host, port=args.port)
     return 0
