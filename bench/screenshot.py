@@ -127,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query", default="a tense heist thriller in los angeles")
     parser.add_argument("--ask", default="something like Heat but funnier")
     parser.add_argument("--compare-pytorch", metavar="MODEL", help="run `semrec demo --compare-pytorch MODEL`")
+    parser.add_argument("--documents", help="with --compare-pytorch: the catalog's documents.parquet (demo's default)")
     parser.add_argument("--width", type=int, default=1400)
     args = parser.parse_args(argv)
     command = ["serve", "--root", args.root, "--catalog", args.catalog, "--poll-seconds", "0"]
     if args.compare_pytorch:
-        command = ["demo", "--root", args.root, "--catalog", args.catalog, "--compare-pytorch", args.compare_pytorch]
+        command = ["demo", "--root", args.root, "--catalog", args.catalog, "--compare-pytorch", args.compare_pytorch,
+                   *(["--documents", args.documents] if args.documents else [])]
     with served(command) as url, chromium(args.width) as driver:
         tour(driver, url, args.query, args.ask)
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})

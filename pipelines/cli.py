@@ -30,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask-eval": ("pipelines.movies.ask_eval", "Recall@10 of conversational queries through ask vs plain search"),
     "query": ("serving.cli", "query a published snapshot"),
     "ask": ("serving.ask_cli", "ask a published snapshot a conversational request (movies)"),
-    "serve": ("serving.http", "serve a published snapshot over HTTP"),
+    "serve": ("serving.http", "serve a published snapshot over HTTP, with the A/B dashboard at /"),
+    "demo": ("pipelines.demo", "the dashboard with PyTorch FP32 + exact search beside the snapshot (the paper's A/B)"),
 }
 
 

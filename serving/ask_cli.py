@@ -18,7 +18,7 @@ from serving.conversation.ask import Answer
 from serving.conversation.extraction import FIELDS
 from serving.http_ask import answer_json
 from serving.limits import MAX_K, MAX_TEXT_CHARS
-from serving.reader import LATEST, Reader
+from serving.reader import Reader, add_arguments
 
 NO_INTENT = 3
 
@@ -40,10 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("text", help="what the user says")
     parser.add_argument("--k", type=int, default=10, help=f"suggestions, 1 to {MAX_K}")
-    parser.add_argument("--root", default="published", help="fsspec URL of the published tree")
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--version", default=LATEST, help="a snapshot id, or 'latest'")
-    parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
+    add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the answer as JSON (the POST /ask body)")
     args = parser.parse_args(argv)
     if not 1 <= args.k <= MAX_K:

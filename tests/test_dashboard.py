@@ -11,6 +11,7 @@ from serving.dashboard import SnapshotSystem, add_arguments, compared, snapshot_
 from serving.http import create_app
 from serving.limits import MAX_K
 from serving.reader import Reader
+from serving.reader import add_arguments as reader_arguments
 from serving.snapshot import MODES
 
 
@@ -75,9 +76,7 @@ def test_a_second_snapshot_joins_as_the_candidate(fixture_inputs, tmp_path):
     old = Reader.open(root, "fashion", cache_dir=tmp_path / "cache").manifest.snapshot_id
     assert publish_tiny(fixture_inputs, root, recall=0.6) == 0
     parser = argparse.ArgumentParser()
-    parser.add_argument("--root")
-    parser.add_argument("--catalog")
-    parser.add_argument("--cache")
+    reader_arguments(parser)
     add_arguments(parser)
     args = parser.parse_args(["--root", root, "--catalog", "fashion", "--cache", str(tmp_path / "cache"),
                               "--compare-version", old])
