@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.dashboard import System, add_arguments, add_dashboard, compared, snapshot_systems
 from serving.filters import FilterError, Filters
@@ -44,9 +45,28 @@ class Results(BaseModel):
     items: list[Hit]
 
 
+class JsonBodies:
+    """Read a POST body without a content type, or a form-encoded one, as JSON: `curl -d '{...}'` sends
+    application/x-www-form-urlencoded, and this API takes no forms."""
+
+    FORM = (b"", b"application/x-www-form-urlencoded")
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            declared = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if declared in self.FORM:
+                headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
 def create_app(reader: Reader, systems: Mapping[str, System] | None = None) -> FastAPI:
     """The API over `reader`; the dashboard offers `systems` (default: the snapshot's own modes)."""
     app = FastAPI(title="semrec", description="Semantic recommendation over a published snapshot.")
+    app.add_middleware(JsonBodies)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, err: RequestValidationError) -> JSONResponse:

@@ -71,3 +71,11 @@ def test_ask_cli_refuses_bad_input_and_a_snapshot_without_intent(published_root,
         assert exited.value.code == 2
     assert main(["something like Red summer dress", *common]) == NO_INTENT
     assert "ships no intent/ folder" in capsys.readouterr().err
+
+
+def test_curl_d_without_a_json_content_type_is_read_as_json(client):
+    form = {"content-type": "application/x-www-form-urlencoded"}  # what `curl -d '{...}'` declares
+    answered = client.post("/ask", content='{"text": "something by Carla", "k": 1}', headers=form)
+    assert answered.status_code == 200 and answered.json()["request"]["people"] == ["Carla"]
+    assert client.post("/search", content='{"text": "red dress", "k": 1}', headers=form).status_code == 200
+    assert client.post("/ask", content="text=hi", headers=form).status_code == 400  # not JSON: named, not a crash
