@@ -6,7 +6,8 @@
 
 Starts `semrec serve` (or `semrec demo`) on a free local port, then on the page: a search (both systems
 side by side), "more like this" on the first result, the replay button (fills the live latency
-panel) and an ask with its explanations; saves the whole page as a PNG. Needs Debian's `chromium`
+panel), the search again and an ask with its explanations; saves the whole page as a PNG and prints
+the live panel. `semrec demo` embeds the catalog with PyTorch before it answers (minutes on 2 cores). Needs Debian's `chromium`
 and `chromium-driver` (apt; nothing is downloaded at run time) and selenium (the dev extra).
 `chromium()` and `served()` are also what tests/test_dashboard_browser.py drives the page with.
 """
@@ -66,7 +67,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(command: list[str], timeout_s: float = 300) -> Iterator[str]:
+def served(command: list[str], timeout_s: float = 1800) -> Iterator[str]:
     """Run `semrec <command> --host 127.0.0.1 --port <free>` until /healthz answers; yields the base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -100,8 +101,9 @@ def results(driver: WebDriver, list_id: str) -> list[Any]:
     return driver.find_elements(By.CSS_SELECTOR, f"#{list_id} li.item")
 
 
-def tour(driver: WebDriver, url: str, query: str, request: str) -> None:
-    """Search, "more like this" on the first result, replay, ask (if the snapshot ships intent/)."""
+def tour(driver: WebDriver, url: str, query: str, request: str) -> list[str]:
+    """"More like this" on the first hit of `query`, the replay button, `query` again (what the columns
+    then show), and an ask (if the snapshot ships intent/); returns the live panel's rows as text."""
     driver.get(url)
     wait_until(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
     box = driver.find_element(By.ID, "query")
@@ -112,11 +114,14 @@ def tour(driver: WebDriver, url: str, query: str, request: str) -> None:
     wait_until(driver, lambda d: d.find_element(By.ID, "status-a").text.startswith("more like"))
     driver.find_element(By.ID, "bench").click()
     wait_until(driver, lambda d: d.find_element(By.ID, "bench").is_enabled(), timeout_s=600)
+    driver.find_element(By.ID, "search").click()
+    wait_until(driver, lambda d: not d.find_element(By.ID, "status-a").text.startswith("more like"))
     if driver.find_element(By.ID, "ask").is_enabled():
         box.clear()
         box.send_keys(request)
         driver.find_element(By.ID, "ask").click()
         wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#ask-results .explanation"), timeout_s=300)
+    return [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#live tr")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         command = ["demo", "--root", args.root, "--catalog", args.catalog, "--compare-pytorch", args.compare_pytorch,
                    *(["--documents", args.documents] if args.documents else [])]
     with served(command) as url, chromium(args.width) as driver:
-        tour(driver, url, args.query, args.ask)
+        print("\n".join(tour(driver, url, args.query, args.ask)))  # the live panel: latency per system
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(base64.b64decode(shot["data"]))

@@ -153,7 +153,7 @@ def add_dashboard(app: FastAPI, reader: Reader, systems: Mapping[str, System]) -
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     """`semrec serve` options that put a second snapshot on the dashboard."""
     parser.add_argument("--compare-version", metavar="SNAPSHOT_ID",
                         help="a second snapshot (an id, or 'latest') the dashboard can show beside this one")

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.dashboard import System, add_arguments, add_dashboard, compared, snapshot_systems
+from serving.dashboard import System, add_compare_arguments, add_dashboard, compared, snapshot_systems
 from serving.filters import FilterError, Filters
 from serving.hits import Hit
 from serving.http_ask import ask_routes
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="check LATEST this often (0: never)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    add_arguments(parser)
+    add_compare_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reader = Reader.open(args.root, args.catalog, args.version, args.cache)

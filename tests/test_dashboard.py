@@ -7,11 +7,10 @@ import argparse
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.dashboard import SnapshotSystem, add_arguments, compared, snapshot_systems
+from serving.dashboard import SnapshotSystem, add_compare_arguments, compared, snapshot_systems
 from serving.http import create_app
 from serving.limits import MAX_K
-from serving.reader import Reader
-from serving.reader import add_arguments as reader_arguments
+from serving.reader import Reader, add_arguments
 from serving.snapshot import MODES
 
 
@@ -76,8 +75,8 @@ def test_a_second_snapshot_joins_as_the_candidate(fixture_inputs, tmp_path):
     old = Reader.open(root, "fashion", cache_dir=tmp_path / "cache").manifest.snapshot_id
     assert publish_tiny(fixture_inputs, root, recall=0.6) == 0
     parser = argparse.ArgumentParser()
-    reader_arguments(parser)
     add_arguments(parser)
+    add_compare_arguments(parser)
     args = parser.parse_args(["--root", root, "--catalog", "fashion", "--cache", str(tmp_path / "cache"),
                               "--compare-version", old])
     live = Reader.open(root, "fashion", cache_dir=tmp_path / "cache")
