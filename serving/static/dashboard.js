@@ -98,20 +98,25 @@ const systemOf = (side) => $(`system-${side}`).value;
 const k = () => Math.min(state.config.max_k, Math.max(1, Number($("k").value) || 10));
 
 // Query both sides (one after the other, so neither is timed while the other runs), then render.
+// A side whose system fails (e.g. an item only the other system knows) shows its error; the other renders.
 async function compare(path, body, heading) {
   const answers = {};
   for (const side of SIDES) {
     const system = systemOf(side);
-    const {data, roundTrip} = await post(path, {...body, system, k: k()});
-    record(system, data.server_ms, roundTrip);
-    answers[side] = data;
+    try {
+      const {data, roundTrip} = await post(path, {...body, system, k: k()});
+      record(system, data.server_ms, roundTrip);
+      answers[side] = data;
+    } catch (err) {
+      answers[side] = {items: [], error: err.message};
+    }
   }
   const ids = Object.fromEntries(SIDES.map((s) => [s, new Set(answers[s].items.map((i) => i.item_id))]));
   for (const side of SIDES) {
-    const other = ids[side === "a" ? "b" : "a"];
-    renderList($(`results-${side}`), answers[side].items, other);
-    $(`status-${side}`).textContent = `${heading} · ${answers[side].items.length} results · `
-      + `${answers[side].server_ms.toFixed(2)} ms in the system`;
+    const answer = answers[side];
+    renderList($(`results-${side}`), answer.items, ids[side === "a" ? "b" : "a"]);
+    $(`status-${side}`).textContent = answer.error ? `${heading} · ${answer.error}`
+      : `${heading} · ${answer.items.length} results · ${answer.server_ms.toFixed(2)} ms in the system`;
   }
   const shared = [...ids.a].filter((id) => ids.b.has(id)).length;
   $("overlap").textContent = `in both lists: ${shared} of ${Math.max(ids.a.size, ids.b.size)}`;
