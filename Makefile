@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 run: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
-	$(BIN)/semrec query "a flowy summer dress for a beach wedding" --k 5 --catalog fashion --mode hybrid
-	$(BIN)/semrec query "a mind-bending science fiction thriller" --k 5 --catalog movies --mode hybrid
+	$(BIN)/semrec query "a flowy summer dress for a beach wedding" --k 5 --catalog fashion
+	$(BIN)/semrec query "a mind-bending science fiction thriller" --k 5 --catalog movies
 	$(BIN)/semrec query --similar-to 2571 --k 5 --catalog movies  # The Matrix (MovieLens id)
+	$(BIN)/semrec ask "something like Heat but funnier" --k 5 --catalog movies
 
 # The tests run on small slices of the real data and the real base model: fetch them first.
 test: setup

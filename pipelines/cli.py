@@ -39,7 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "llm": ("pipelines.movies.llm", "dequantize the small GGUF LM into a plain safetensors folder"),
     "ask-eval": ("pipelines.movies.ask_eval", "Recall@10 of conversational queries through ask vs plain search"),
     "query": ("serving.cli", "query a published snapshot"),
-    "serve": ("serving.http", "serve a published snapshot over HTTP"),
+    "ask": ("serving.ask_cli", "ask a published snapshot a conversational request (movies)"),
+    "serve": ("serving.http", "serve a published snapshot over HTTP, with the A/B dashboard at /"),
+    "demo": ("pipelines.demo", "the dashboard with PyTorch FP32 + exact search beside the snapshot (the paper's A/B)"),
 }
 
 

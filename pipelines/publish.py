@@ -5,8 +5,9 @@
     semrec publish gc --catalog fashion --root published --grace-hours 24   # crash debris only
 
 A snapshot `<root>/<catalog>/<id>/` holds the index shards, the INT8 encoder, the BM25 index, the
-evaluation metrics and `manifest.json` (uploaded last). LATEST then moves by compare-and-swap, so of
-two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
+evaluation metrics, with --intent the folder `Reader.ask` reads (movies: `intent/`), and
+`manifest.json` (uploaded last; every other file's sha256). LATEST then moves by compare-and-swap, so
+of two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
 quality gate refuses a snapshot whose gate metric is below the live one's by more than the
 tolerance, unless --force. `<root>` is any fsspec URL; S3 credentials and endpoint come from the
 environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never from params. Rollback, retention and
@@ -40,12 +41,13 @@ from pipelines.common.params import load_section
 from pipelines.common.shipped import bm25_in_index_order
 from pipelines.lifecycle import STAGING_PREFIX, gc, gc_staging, prune, rollback
 from serving.bm25 import save_bm25
+from serving.conversation.ask import Conversation
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, EncoderConfig, model_file
 from serving.errors import name_argument
 from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, describe_folder
 from serving.shards import ShardedIndex
-from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR
+from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR
 from serving.store import Pointer, PointerConflict, Store
 
 log = logging.getLogger("semrec.publish")
@@ -167,6 +169,16 @@ def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str,
     return index
 
 
+def stage_intent(source: Path, folder: Path) -> str:
+    """Copy the intent stage's folder into the snapshot as intent/, and check that `ask` can load it;
+    returns the extractor it serves."""
+    shutil.copytree(source, folder / INTENT_DIR)
+    try:
+        return Conversation.load(folder / INTENT_DIR).kind
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"--intent {source}: not an intent folder `ask` can load ({err})") from err
+
+
 def read_fusion(path: Path) -> tuple[Fusion, dict[str, Any]]:
     """The fusion stage's choice, and its validation figures for the manifest's `extra`."""
     report = json.loads(path.read_text(encoding="utf-8"))
@@ -189,6 +201,7 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         index = stage(folder, args.index, args.encoder,
                       dict(zip(documents.column("item_id").to_pylist(), documents.column("document").to_pylist())),
                       args.metrics)
+        extractor = stage_intent(args.intent, folder) if args.intent else None
         encoder = EncoderConfig.read(folder / ENCODER_DIR)
         manifest = write_manifest(folder, args.catalog, {
             **source_revision(), "embedding_model": encoder.model, "dim": index.dim,
@@ -196,7 +209,8 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
             "fusion": fusion, "extra": {"fusion": chosen_on}})
         report = {"published": enabled, "snapshot_id": manifest.snapshot_id, "root": store.url,
                   "items": len(index), "files": len(manifest.files),
-                  "bytes": sum(f.bytes for f in manifest.files), "fusion": asdict(fusion)}
+                  "bytes": sum(f.bytes for f in manifest.files), "fusion": asdict(fusion),
+                  "ask_extractor": extractor}
         if not enabled:
             log.warning("not published: %s", why_not)
             return {**report, "not_published_because": why_not}
@@ -245,6 +259,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.add_argument("--fusion", type=Path, required=True,
                             help="the fusion stage's fusion.json: the default search method and weight")
         parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics.json")
+        parser.add_argument("--intent", type=Path,
+                            help="the intent stage's folder (movies): shipped as intent/, so the snapshot answers ask")
         parser.add_argument("--report", type=Path, help="write what was published here (JSON, DVC metrics)")
         parser.add_argument("--force", action="store_true", help="publish even if the quality gate refuses")
     args = parser.parse_args(argv if command == "publish" else argv[1:])

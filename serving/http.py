@@ -5,6 +5,8 @@
     GET  /items/{id}/similar   ?k=10&creator=...&categories=a&categories=b&year_min=...
     GET  /healthz              200, or 503 after --unhealthy-after failed refreshes in a row
     GET  /snapshot             the snapshot being served
+    POST /ask                  {"text": "something like Heat but funnier", "k": 10}: serving.http_ask
+    GET  /                     the A/B dashboard page (serving.dashboard)
     GET  /docs                 OpenAPI
 Bad input (k out of range, empty or long text, unknown filter fields, numbers out of range, ...) is a
 400 naming the field; a body over MAX_BODY_BYTES is a 413. Models and limits: serving/http_models.py.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -21,8 +24,10 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.cache import VERIFY_MODES
+from serving.dashboard import System, add_compare_arguments, add_dashboard, compared, snapshot_systems
 from serving.errors import name_argument
 from serving.filters import FilterError
 from serving.http_models import (
@@ -37,6 +42,7 @@ from serving.http_models import (
     SimilarQuery,
     SnapshotInfo,
 )
+from serving.http_ask import ask_routes
 from serving.reader import LATEST, Reader
 
 __all__ = ["MAX_K", "MAX_TEXT_CHARS", "create_app", "main"]
@@ -44,11 +50,32 @@ __all__ = ["MAX_K", "MAX_TEXT_CHARS", "create_app", "main"]
 UNHEALTHY_AFTER = 3  # failed refreshes in a row before /healthz says 503
 
 
-def create_app(reader: Reader, unhealthy_after: int = UNHEALTHY_AFTER) -> FastAPI:
+class JsonBodies:
+    """Read a POST body without a content type, or a form-encoded one, as JSON: `curl -d '{...}'` sends
+    application/x-www-form-urlencoded, and this API takes no forms."""
+
+    FORM = (b"", b"application/x-www-form-urlencoded")
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            declared = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if declared in self.FORM:
+                headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+def create_app(reader: Reader, systems: Mapping[str, System] | None = None,
+               unhealthy_after: int = UNHEALTHY_AFTER) -> FastAPI:
+    """The API over `reader`; the dashboard offers `systems` (default: the snapshot's own modes)."""
     app = FastAPI(title="semrec", description="Semantic recommendation over a published snapshot.",
                   max_body_size=MAX_BODY_BYTES,
                   responses={400: {"model": Problem, "description": "bad input, naming the field"},
                              413: {"model": Problem, "description": f"request body over {MAX_BODY_BYTES} bytes"}})
+    app.add_middleware(JsonBodies)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -90,6 +117,8 @@ def create_app(reader: Reader, unhealthy_after: int = UNHEALTHY_AFTER) -> FastAP
             raise HTTPException(status_code=404, detail=f"no item {item_id!r} in {snapshot.snapshot_id}") from err
         return Results(snapshot_id=snapshot.snapshot_id, items=hits)
 
+    app.include_router(ask_routes(reader))
+    add_dashboard(app, reader, systems or snapshot_systems(reader))
     app.openapi = lambda: _openapi_with_400(app)  # type: ignore[method-assign]
     return app
 
@@ -123,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="failed refreshes in a row before /healthz answers 503")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    add_compare_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reader = Reader.open(args.root, args.catalog, args.version, args.cache, verify=args.verify)
     if args.poll_seconds > 0:
         reader.start_polling(args.poll_seconds)
-    uvicorn.run(create_app(reader, args.unhealthy_after), host=args.host, port=args.port)
+    app = create_app(reader, snapshot_systems(reader, compared(args)), args.unhealthy_after)
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0

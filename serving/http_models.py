@@ -13,9 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from serving.filters import MAX_CATEGORIES, PRICE_RANGE, YEAR_RANGE, Filters
 from serving.filters import MAX_TEXT_CHARS as MAX_FILTER_CHARS
 from serving.hits import Hit
+from serving.limits import MAX_K, MAX_TEXT_CHARS
 
-MAX_K = 100
-MAX_TEXT_CHARS = 2000  # a query
 MAX_BODY_BYTES = 64 * 1024  # a request body at every limit above is under 20 KB
 
 FilterText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS)]

@@ -14,6 +14,7 @@ lease (serving.cache) until the last query on it is done, so no reader's evictio
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
 import weakref
@@ -141,6 +142,14 @@ class Reader:
                 self.refresh()
             except Exception:  # a bad snapshot must not stop polling; the current one keeps serving
                 log.exception("refresh of %s failed; still serving %s", self.catalog, self._snapshot.snapshot_id)
+
+
+def add_arguments(parser: argparse.ArgumentParser, version_help: str = "a snapshot id, or 'latest'") -> None:
+    """--root, --catalog, --version, --cache: the options of a command that opens a Reader."""
+    parser.add_argument("--root", default="published", help="fsspec URL of the published tree")
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--version", default=LATEST, help=version_help)
+    parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
 
 
 def _live_id(store: Store, catalog: str) -> str:
