@@ -76,8 +76,8 @@ class Rules:
             value = params.get(key)
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise ValueError(f"ingest.filters.{key}: expected {kind}, got {value!r}")
-        if params["language"] not in langid.identifier().labels:
-            raise ValueError(f"ingest.filters.language: {params['language']!r} is not a py3langid language")
+        if params["language"] not in langid.LANGUAGES:
+            raise ValueError(f"ingest.filters.language: {params['language']!r} is not a CLD2 language code")
         return cls(float(params["min_rating"]), params["min_tokens"], params["language"],
                    params["min_user_positives"])
 
@@ -104,7 +104,7 @@ def row_rejection(row: Mapping[str, Any], rules: Rules, known_item: bool) -> str
 
 
 def languages(texts: Sequence[str | None]) -> list[str | None]:
-    """Detected language per text (batched py3langid); None where the text is None."""
+    """Detected language per text (CLD2); None where the text is None."""
     present = [i for i, text in enumerate(texts) if text is not None]
     detected: list[str | None] = [None] * len(texts)
     for i, code in zip(present, langid.classify([texts[i] for i in present])):
