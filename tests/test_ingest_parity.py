@@ -4,10 +4,9 @@ exercises every rule: language, duplicates, users with too few positives)."""
 from __future__ import annotations
 
 import pytest
-from ingest_slices import FIXTURES, ROOT, ingest_params, real_raw_slice
+from ingest_slices import FIXTURES, ROOT, ingest, ingest_params, real_raw_slice
 
 from pipelines.common.params import load_section
-from pipelines.ingest.stage import ingest
 
 BUNDLED = load_section("ingest", ROOT / "params.yaml")["catalogs"]
 

@@ -65,11 +65,12 @@ def test_a_failing_run_leaves_the_previous_outputs_untouched(stage):
 def test_counts_refuse_rows_that_went_missing():
     quarantine = quarantine_table([rejection("interactions", "rating", "f:1", "rating_below_min"),
                                    rejection("items", "title", "m:1", "missing_title")])
-    counts = ingest.table_counts("interactions", 3, 2, quarantine)
+    counts = ingest.table_counts("interactions", 3, 2, ingest.tally(pl.from_arrow(quarantine)))
     assert counts["after"] == {"1_read": 3, "2_rating": 2, "3_tokens": 2, "4_item": 2, "5_language": 2,
                                "6_duplicate": 2, "7_user_positives": 2}
     assert counts["reasons"] == {"rating_below_min": 1}
     with pytest.raises(RuntimeError, match=r"interactions: 3 raw rows but 1 kept \+ 1 quarantined"):
-        ingest.table_counts("interactions", 3, 1, quarantine)
+        ingest.table_counts("interactions", 3, 1, ingest.tally(pl.from_arrow(quarantine)))
     with pytest.raises(ValueError, match=r"unknown step\(s\) \['cleanup'\]"):
-        ingest.table_counts("items", 1, 0, quarantine_table([rejection("items", "cleanup", "m:2", "gone")]))
+        ingest.table_counts("items", 1, 0, ingest.tally(pl.from_arrow(
+            quarantine_table([rejection("items", "cleanup", "m:2", "gone")]))))

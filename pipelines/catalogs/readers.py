@@ -39,6 +39,8 @@ DTYPES: dict[str, pl.DataType] = {
     "str": pl.String(), "float": pl.Float64(), "int": pl.Int64(), "str_list": pl.List(pl.String()),
     "json": pl.String(),  # any JSON value, kept as JSON text
 }
+ARROW = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "str_list": pa.list_(pa.string()),
+         "json": pa.string()}
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
 
 
@@ -212,8 +214,9 @@ def read_jsonl_lines(lines: Sequence[tuple[int, bytes]], name: str, fields: Sequ
     for f in fields:
         if f.kind == "json":
             columns[f.name] = [None if v is None else json_text(v) for v in columns[f.name]]
-    schema = {"_ord": pl.Int64(), **{f.name: DTYPES[f.kind] for f in fields}}
-    frame = pl.DataFrame({"_ord": numbers, **columns}, schema=schema)
+    # Through Arrow: Polars builds nested columns from Python lists one element at a time.
+    frame = pl.from_arrow(pa.table({"_ord": pa.array(numbers, pa.int64()),
+                                    **{f.name: pa.array(columns[f.name], ARROW[f.kind]) for f in fields}}))
     # What msgspec accepts but typed_value refuses: a blank required text, a null required JSON value.
     refused = [pl.col(f.name).str.strip_chars() == "" if f.kind == "str" else pl.col(f.name).is_null()
                for f in fields if f.required and f.kind in ("str", "json")]
