@@ -1,5 +1,8 @@
 """Write a synthetic Amazon Reviews 2023 category: `reviews/<Category>.jsonl` + `meta/meta_<Category>.jsonl`.
 
+Also `ratings.parquet` (user_id, parent_asin, rating, timestamp of the same reviews) and
+`products.parquet` (parent_asin, title): the text-free input of bench/ingest.py.
+
 The exact published schema (what the `amazon2023` plug-in reads), at any size: review bodies are
 1-4 sentences drawn from the bundled real fashion reviews, titles real review titles, ~2% of reviews
 French/German/Spanish; users and items are skewed (popular items, light users) so duplicates, users
@@ -103,6 +106,12 @@ def generate(reviews: int, items: int, out: Path, bad_lines: int = 40, seed: int
             "helpful_vote": 0, "verified_purchase": True}))
     write_lines(out / "reviews" / f"{CATEGORY}.jsonl", lines, reviews // max(bad_lines - bad_lines // 4, 1)
                 if bad_lines else 0)
+    # The same ratings without text, as Parquet (bench/ingest.py's "ratings only" input).
+    pl.DataFrame({"user_id": [f"AG{u:026d}" for u in users.tolist()],
+                  "parent_asin": [f"B9{r:08d}" if unknown[r] else asins[item[r]] for r in range(reviews)],
+                  "rating": ratings, "timestamp": times}).write_parquet(out / "ratings.parquet")
+    pl.DataFrame({"parent_asin": asins, "title": [f"Item {i}" for i in range(items)]}).write_parquet(
+        out / "products.parquet")
     return {"reviews": reviews, "items": items}
 
 

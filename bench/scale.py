@@ -19,53 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from amazon_category import CATEGORY, generate  # noqa: E402
+from measure import ROOT, run  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-ROOT = Path(__file__).resolve().parents[1]
 CATALOG = "scale"
 LENGTHS = (64, 128, 256, 512, 1024)  # characters per document, for docs/s by length
-
-
-def peak_rss(process: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
-    """Sample the RSS of `process` and its children until `stop`; keep the largest sum."""
-    while not stop.is_set():
-        try:
-            tree = [process, *process.children(recursive=True)]
-            peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        stop.wait(0.2)
-
-
-def run(argv: list[str], log: Path, nice: int = 0) -> dict[str, Any]:
-    """Run a stage command; its seconds, peak RSS of the process tree, and the tail of its output on failure."""
-    start, peak, stop = time.perf_counter(), [0], threading.Event()
-    with log.open("w") as out:
-        child = subprocess.Popen(["nice", "-n", str(nice), *argv], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        sampler = threading.Thread(target=peak_rss, args=(psutil.Process(child.pid), stop, peak), daemon=True)
-        sampler.start()
-        code = child.wait()
-    stop.set()
-    sampler.join()
-    result = {"command": " ".join(argv), "seconds": round(time.perf_counter() - start, 1),
-              "peak_rss_mb": round(peak[0] / 2**20), "exit": code}
-    if code:
-        result["error"] = log.read_text()[-2000:]
-    return result
 
 
 def params(work: Path, threads: int) -> Path:

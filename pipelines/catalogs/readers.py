@@ -19,6 +19,7 @@ import codecs
 import itertools
 import json
 import math
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -210,7 +211,7 @@ def read_jsonl_lines(lines: Sequence[tuple[int, bytes]], name: str, fields: Sequ
             continue
         numbers.append(number)
         good_lines.append(line)
-    columns = {f.name: [getattr(r, f"f{i}") for r in good] for i, f in enumerate(fields)}
+    columns = {f.name: list(map(operator.attrgetter(f"f{i}"), good)) for i, f in enumerate(fields)}
     for f in fields:
         if f.kind == "json":
             columns[f.name] = [None if v is None else json_text(v) for v in columns[f.name]]

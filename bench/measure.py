@@ -1,0 +1,42 @@
+"""Run a command as a subprocess and measure it: wall seconds and the peak RSS of its whole process
+tree (worker pools included), sampled every 0.2 s with psutil."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sample_peak(process: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
+    """Sample the RSS of `process` and its children until `stop`; keep the largest sum."""
+    while not stop.is_set():
+        try:
+            tree = [process, *process.children(recursive=True)]
+            peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        stop.wait(0.2)
+
+
+def run(argv: list[str], log: Path, nice: int = 0) -> dict[str, Any]:
+    """Run `argv` (output to `log`); seconds, peak RSS MB of the tree, exit code, and the log's tail on failure."""
+    start, peak, stop = time.perf_counter(), [0], threading.Event()
+    with log.open("w") as out:
+        child = subprocess.Popen(["nice", "-n", str(nice), *argv], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        sampler = threading.Thread(target=sample_peak, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+        sampler.start()
+        code = child.wait()
+    stop.set()
+    sampler.join()
+    result = {"command": " ".join(argv), "seconds": round(time.perf_counter() - start, 1),
+              "peak_rss_mb": round(peak[0] / 2**20), "exit": code}
+    if code:
+        result["error"] = log.read_text()[-2000:]
+    return result
