@@ -16,7 +16,6 @@ Chunks carry `_ord`, the row's line (JSONL) or row number: the engines' source o
 from __future__ import annotations
 
 import codecs
-import itertools
 import json
 import math
 import operator
@@ -117,9 +116,9 @@ def split_chunks(split: splits.Split, fields: Sequence[Field], table: Table, lis
                  opener: splits.Opener, chunk_rows: int = 100_000) -> Iterator[Rows]:
     """A split in chunks of at most `chunk_rows` rows (a Parquet row group or CSV file may be larger)."""
     if split.format == "jsonl":
-        lines = splits.owned_lines(split, opener)
-        while batch := list(itertools.islice(lines, chunk_rows)):
-            yield read_jsonl_lines(batch, split.name, fields, table)
+        first, lines = splits.owned_lines(split, opener)
+        for start in range(0, len(lines), chunk_rows):
+            yield read_jsonl_lines(lines[start:start + chunk_rows], first + start, split.name, fields, table)
     elif split.format == "parquet":
         with opener(split.path) as f:
             first = split.first_row
@@ -195,12 +194,12 @@ def fast_decoder(fields: tuple[Field, ...]) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(msgspec.defstruct("Line", spec, kw_only=True))
 
 
-def read_jsonl_lines(lines: Sequence[tuple[int, bytes]], name: str, fields: Sequence[Field], table: Table) -> Rows:
-    """Numbered JSONL lines as typed rows; blank lines are not rows."""
+def read_jsonl_lines(lines: Sequence[bytes], first: int, name: str, fields: Sequence[Field], table: Table) -> Rows:
+    """JSONL lines numbered from `first` as typed rows; blank lines are not rows."""
     fields = tuple(fields)
     decode = fast_decoder(fields).decode
     good, numbers, good_lines, slow = [], [], [], []
-    for number, line in lines:
+    for number, line in enumerate(lines, start=first):
         line = line.rstrip(b"\r")
         if not line.strip():
             continue

@@ -14,7 +14,7 @@ makes them PCollection elements. Paths are anything the opener opens (a local pa
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import IO, Literal, get_args
@@ -77,8 +77,8 @@ def numbered(splits: Sequence[Split], counts: Sequence[int]) -> list[Split]:
     return [replace(s, first_row=first) for s, first in zip(splits, firsts)]
 
 
-def owned_lines(split: Split, opener: Opener) -> Iterator[tuple[int, bytes]]:
-    """(line number, line without its newline) of every line that starts inside a JSONL split."""
+def owned_lines(split: Split, opener: Opener) -> tuple[int, list[bytes]]:
+    """The number of the first line that starts inside a JSONL split, and those lines (without newlines)."""
     number = split.first_row
     with opener(split.path) as f:
         if split.start == 0:
@@ -88,7 +88,7 @@ def owned_lines(split: Split, opener: Opener) -> Iterator[tuple[int, bytes]]:
             head = f.read(split.end - split.start + 1)
             cut = head.find(b"\n")
             if cut < 0:
-                return
+                return number, []
             number += cut > 0  # a newline at or after `start` is one this split counted
             body = head[cut + 1:]
         if body and not body.endswith(b"\n"):  # finish the last line past our end
@@ -98,4 +98,4 @@ def owned_lines(split: Split, opener: Opener) -> Iterator[tuple[int, bytes]]:
     lines = body.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
-    yield from enumerate(lines, start=number)
+    return number, lines

@@ -2,8 +2,9 @@
 
 Chosen by bench/langid.py on the bundled real reviews: CLD2 is the fastest of batched py3langid,
 fastText lid.176 and CLD2, and agrees with py3langid on >= 99.9% of them (bench/results/langid.md).
-A text CLD2 cannot place (emoji only, too short, no letters) is "un" (unknown). The engines call
-`classify` inside their worker processes, never in one driver thread.
+A text CLD2 cannot place (emoji only, too short, no letters) is "un" (unknown). Only the first
+PREFIX characters are read: 1.8x faster, and the same label on every bundled review (bench/langid.md).
+The engines call `classify` inside their worker processes, never in one driver thread.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import pycld2
 
+PREFIX = 200  # characters of a text that CLD2 reads
 LANGUAGES = frozenset(code for _, code in pycld2.LANGUAGES) | {"un"}
 # Control characters CLD2 refuses as "invalid UTF-8" (all but tab, newline and carriage return).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -28,4 +30,5 @@ def detect(text: str) -> str:
 
 
 def classify(texts: Sequence[str]) -> list[str]:
-    return [detect(text) for text in texts]
+    """The language code of each text's first PREFIX characters."""
+    return [detect(text[:PREFIX]) for text in texts]

@@ -27,7 +27,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.catalogs import splits
 from pipelines.catalogs.readers import check_not_empty, local_open
@@ -128,8 +127,8 @@ def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
                                                                                   ORDER)
             for (part,), frame in live.with_columns(_part=user_partition(live)).partition_by(
                     "_part", as_dict=True, include_key=False).items():
-                frame.write_parquet(job.spill / f"keys-{split.index:06d}-{number:04d}-{part:02d}.parquet")
-    name = f"{split.index:06d}.parquet"
+                frame.write_ipc(job.spill / f"keys-{split.index:06d}-{number:04d}-{part:02d}.arrow")
+    name = f"{split.index:06d}.arrow"
     write_tables(spills, job.spill / f"rows-{name}")
     write_tables(rejected, job.spill / f"read-{name}")
     if job.table == "items":
@@ -138,23 +137,31 @@ def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
 
 
 def write_tables(tables: list[pa.Table], path: Path) -> None:
-    """One Parquet file of `tables` (a row group each), or none when they are all empty."""
+    """One Arrow IPC file of `tables` (spill: uncompressed, written and read back at memory speed),
+    or none when they are all empty."""
     tables = [t for t in tables if t.num_rows]
     if tables:
-        with pq.ParquetWriter(path, tables[0].schema, compression="lz4") as writer:
+        with pa.ipc.new_file(path, tables[0].schema) as writer:
             for table in tables:
                 writer.write_table(table.cast(tables[0].schema))
 
 
 def in_order(folder: Path, prefix: str) -> list[Path]:
-    return sorted(folder.glob(f"{prefix}-*.parquet"))
+    return sorted(folder.glob(f"{prefix}-*.arrow"))
+
+
+def read_spill(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
 
 
 def batches(paths: Iterable[Path]) -> Iterator[pl.DataFrame]:
+    """The spilled chunks in order, one at a time."""
     for path in paths:
-        file = pq.ParquetFile(path)
-        for group in range(file.num_row_groups):
-            yield pl.from_arrow(file.read_row_group(group))
+        with pa.memory_map(str(path)) as source:
+            reader = pa.ipc.open_file(source)
+            for batch in range(reader.num_record_batches):
+                yield pl.from_arrow(pa.Table.from_batches([reader.get_batch(batch)]))
 
 
 @contextmanager
@@ -196,9 +203,9 @@ def stream_items(plan: Plan, raw: str, catalog: str, spill: Path, out: Output, s
         ~pl.col("item_id").is_first_distinct()).select(ORDER, "_first")
     del key_frame
     for path in in_order(spill, "read"):
-        out.quarantine_part("items_read", pq.read_table(path))
+        out.quarantine_part("items_read", read_spill(path))
     for path in in_order(spill, "title"):
-        out.quarantine_part("items_title", pq.read_table(path))
+        out.quarantine_part("items_title", read_spill(path))
     for rows in batches(in_order(spill, "rows")):
         marked = rows.join(later, on=ORDER, how="left", maintain_order="left")
         out.items(marked.filter(pl.col("_first").is_null()))
@@ -233,7 +240,7 @@ def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: 
         interactions_raw, _ = run_stream(job, raw, split_bytes, run_map)
     rejected = set_rejections(spill / "interactions", rules)
     for path in in_order(spill / "interactions", "read"):
-        out.quarantine_part("interactions_read", pq.read_table(path))
+        out.quarantine_part("interactions_read", read_spill(path))
     for rows in batches(in_order(spill / "interactions", "rows")):
         verdict = rows.join(rejected, on=ORDER, how="left", maintain_order="left", suffix="_set").with_columns(
             _step=pl.coalesce("_step", "_step_set"))
@@ -250,8 +257,8 @@ def set_rejections(spill: Path, rules: Rules) -> pl.DataFrame:
     """The duplicate and user_positives verdicts, one user partition at a time."""
     verdicts = [pl.DataFrame(schema={ORDER: pl.Int64, "_step": pl.String})]
     for part in range(PARTITIONS):
-        paths = sorted(spill.glob(f"keys-*-*-{part:02d}.parquet"))
+        paths = sorted(spill.glob(f"keys-*-*-{part:02d}.arrow"))
         if paths:
-            verdicts.append(set_rules(pl.read_parquet(paths), rules))
+            verdicts.append(set_rules(pl.concat([pl.from_arrow(read_spill(p)) for p in paths]), rules))
     return pl.concat(verdicts).sort(ORDER)
 

@@ -39,7 +39,7 @@ TABLE_STEPS: dict[Table, list[str]] = {
     "items": ["read", "metadata", "title", "unique"],
     "interactions": ["read", *STEPS],
 }
-SPLIT_BYTES = 64 << 20  # JSONL bytes per split
+SPLIT_BYTES = 16 << 20  # JSONL bytes per split: bounds a worker's memory (~4x this)
 
 
 def check_engine(engine: str | None) -> Engine:
