@@ -129,11 +129,11 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save(result: dict[str, Any]) -> None:
+def save(result: dict[str, Any], name: str) -> None:
     result["not_run"] = [s for s in ("generate", "ingest", "pairs", "embed", "index", "gate", "publish", "query")
                          if s not in result["stages"] or result["stages"][s].get("exit")]
-    (RESULTS / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "scale.md").write_text(report(result))
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(report(result))
 
 
 def main() -> None:
@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--encoder", type=Path, required=True, help="INT8 ONNX encoder folder (semrec quantize)")
     parser.add_argument("--work", type=Path, required=True, help="work folder (resumable)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX threads for embedding")
+    parser.add_argument("--stages", nargs="*", help="run only these stages (default: all; none: just report)")
+    parser.add_argument("--results-name", default="scale", help="bench/results/<name>.{json,md}")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     state = args.work / "scale.json"
@@ -153,7 +155,7 @@ def main() -> None:
 
     def record() -> None:
         state.write_text(json.dumps(result, indent=2))
-        save(result)
+        save(result, args.results_name)
 
     if "generate" not in result["stages"]:
         start = time.perf_counter()
@@ -161,11 +163,11 @@ def main() -> None:
         result["stages"]["generate"] = {"seconds": round(time.perf_counter() - start, 1), "exit": 0}
         result["input_mb"] = round(sum(p.stat().st_size for p in (args.work / "raw").rglob("*.jsonl")) / 2**20)
         record()
-    if "docs_per_s_by_length" not in result:
+    if not all(r["docs_per_s"] for r in result.get("docs_per_s_by_length", [{"docs_per_s": 0}])):
         result["docs_per_s_by_length"] = docs_per_s_by_length(args.encoder, args.threads)
         record()
     for name, argv in stages(args.work, args.encoder, params_file).items():
-        if result["stages"].get(name, {}).get("exit") == 0:
+        if result["stages"].get(name, {}).get("exit") == 0 or (args.stages is not None and name not in args.stages):
             continue
         if name == "publish" and result["stages"].get("gate", {}).get("exit") != 0:
             start = time.perf_counter()

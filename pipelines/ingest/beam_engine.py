@@ -35,13 +35,13 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipelines.catalogs import splits
 from pipelines.catalogs.readers import check_not_empty
-from pipelines.catalogs.source import Items, Plan, Stream, canonical, quarantine_frame, titled
+from pipelines.catalogs.source import Items, Plan, Stream, quarantine_frame, titled
 from pipelines.catalogs.streams import read_mapped
 from pipelines.common.schemas import INTERACTIONS, ITEMS, QUARANTINE
 from pipelines.ingest.beam_transforms import FilterInteractions
 from pipelines.ingest.filters import ORDER, STEPS, Rules
 from pipelines.ingest.filters import REJECTED as REJECTED_SCHEMA
-from pipelines.ingest.output import PHASES, Output, whole_items
+from pipelines.ingest.output import PHASES, Output, interaction_rows, item_rows, whole_items
 
 QUARANTINED, COUNT = "quarantined", "count"
 ORDERED_QUARANTINE = QUARANTINE.append(pa.field(ORDER, pa.int64())).append(pa.field("_phase", pa.int32()))
@@ -83,10 +83,9 @@ class ReadSplit(beam.DoFn):
             if self.table == "items":
                 good, untitled = titled(chunk.rows, self.catalog)
                 yield from quarantined(untitled, "items_title")
-                yield from item_rows(good)
+                yield from item_rows(good).to_dicts()
             else:
-                rows = pl.from_arrow(canonical(chunk.rows, INTERACTIONS, "interactions"))
-                yield from rows.with_columns(chunk.rows[ORDER]).to_dicts()
+                yield from interaction_rows(chunk.rows).to_dicts()
 
 
 def quarantined(table: pa.Table, phase: str) -> Iterator[pvalue.TaggedOutput]:
@@ -113,13 +112,7 @@ def built_items(build: Any, catalog: str) -> Iterator[Any]:
     yield pvalue.TaggedOutput("stats", json.dumps(items.stats))
     for phase, part in parts:
         yield from quarantined(part, phase)
-    yield from item_rows(kept)
-
-
-def item_rows(titled_items: pl.DataFrame) -> list[dict[str, Any]]:
-    """Titled items as ITEMS dicts that keep row_ref, ORDER and _payload for the unique rule."""
-    return pl.from_arrow(canonical(titled_items, ITEMS, "items")).with_columns(
-        titled_items.select("row_ref", ORDER, "_payload")).to_dicts()
+    yield from item_rows(kept).to_dicts()
 
 
 def read_stream(pipeline: beam.Pipeline, stream: Stream, raw: str, table: str, catalog: str,
@@ -213,7 +206,7 @@ def collect(staging: str, out: Output) -> dict[str, Any]:
 
 
 def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, beam_args: list[str],
-        split_bytes: int = 64 << 20) -> dict[str, Any]:
+        split_bytes: int) -> dict[str, Any]:
     options, runner = beam_options(beam_args)
     temp = options.get_all_options().get("temp_location")
     with tempfile.TemporaryDirectory(prefix="beam-", dir=None if temp else out.folder) as local:

@@ -82,3 +82,14 @@ def whole_items(items: Items, catalog: str) -> tuple[pl.DataFrame, list[tuple[st
     later = good.with_columns(_first=pl.col("row_ref").first().over("item_id")).filter(~first)
     read = pa.table(items.quarantine).append_column(ORDER, pa.array(range(items.quarantine.num_rows), pa.int64()))
     return good.filter(first), [("items_read", read), ("items_title", untitled), ("items_unique", duplicates(later))]
+
+
+def interaction_rows(mapped: pl.DataFrame) -> pl.DataFrame:
+    """A mapped chunk as INTERACTIONS rows with their ORDER (what the rules judge)."""
+    return pl.from_arrow(canonical(mapped, INTERACTIONS, "interactions")).with_columns(mapped[ORDER])
+
+
+def item_rows(titled_items: pl.DataFrame) -> pl.DataFrame:
+    """Titled items as ITEMS rows plus what the unique rule needs: row_ref, ORDER and _payload."""
+    return pl.from_arrow(canonical(titled_items, ITEMS, "items")).with_columns(
+        titled_items.select("row_ref", ORDER, "_payload"))

@@ -30,11 +30,10 @@ import pyarrow as pa
 
 from pipelines.catalogs import splits
 from pipelines.catalogs.readers import check_not_empty, local_open
-from pipelines.catalogs.source import Items, Plan, Stream, canonical, duplicates, quarantine_frame, titled
+from pipelines.catalogs.source import Items, Plan, Stream, duplicates, quarantine_frame, titled
 from pipelines.catalogs.streams import read_mapped
-from pipelines.common.schemas import INTERACTIONS, ITEMS
 from pipelines.ingest.filters import ORDER, REASONS, STEPS, TOKEN_PATTERN, WRONG_LANGUAGE, Rules, languages
-from pipelines.ingest.output import Output
+from pipelines.ingest.output import Output, interaction_rows, item_rows
 from pipelines.ingest.output import whole_items as checked_whole_items
 
 ALIVE = pl.col("_step").is_null()
@@ -114,14 +113,10 @@ def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
         if job.table == "items":
             good, bad = titled(chunk.rows, job.catalog)
             untitled.append(bad)
-            rows = canonical(good, ITEMS, "items").append_column("row_ref", pa.array(good["row_ref"].to_arrow()))
-            rows = rows.append_column(ORDER, good[ORDER].to_arrow()).append_column("_payload", good["_payload"].to_arrow())
-            spills.append(rows)
+            spills.append(item_rows(good).to_arrow())
             keys.append(good.select("item_id", ORDER, "row_ref").to_arrow())
         else:
-            rows = pl.from_arrow(canonical(chunk.rows, INTERACTIONS, "interactions")).with_columns(
-                chunk.rows[ORDER])
-            judged = row_rules(rows, sorted_ids(job.known_items), job.rules)  # type: ignore[arg-type]
+            judged = row_rules(interaction_rows(chunk.rows), sorted_ids(job.known_items), job.rules)  # type: ignore[arg-type]
             spills.append(judged.to_arrow())
             live = judged.filter(ALIVE & pl.col("user_id").is_not_null()).select("user_id", "item_id", "timestamp",
                                                                                   ORDER)

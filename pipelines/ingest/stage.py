@@ -93,7 +93,7 @@ def ingest(catalog: str, raw: str | Path, params: dict[str, Any], out: Path, eng
         output = Output(folder)
         module = importlib.import_module(ENGINES[engine])
         if engine == "beam":
-            result = module.run(plan, str(raw), catalog, rules, output, beam_args or [])
+            result = module.run(plan, str(raw), catalog, rules, output, beam_args or [], SPLIT_BYTES)
         else:
             result = module.run(plan, str(raw), catalog, rules, output, workers, SPLIT_BYTES)
         rows = output.close()
