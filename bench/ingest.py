@@ -105,9 +105,10 @@ def report(result: dict[str, Any]) -> str:
               for c in result["comparisons"]]
     for r in result["runs"][:1]:
         if "counts" in r:
-            lines += ["", f"Steps of the {r['reviews']:,}-review category (reviews):", "", "| step | rows |", "|---|---|",
-                      *(f"| {step} | {n:,} |" for step, n in r["counts"]["interactions"]["after"].items()),
-                      "", f"Reasons: {r['counts']['interactions']['reasons']}; items: {r['counts']['items']['reasons']}"]
+            counts = r["counts"]
+            lines += ["", f"Steps of the {r['reviews']:,}-review category (reviews):", "", "| step | rows |",
+                      "|---|---|", *(f"| {step} | {n:,} |" for step, n in counts["interactions"]["after"].items()),
+                      "", f"Reasons: {counts['interactions']['reasons']}; items: {counts['items']['reasons']}"]
     return "\n".join(lines) + "\n"
 
 

@@ -165,7 +165,8 @@ def main() -> None:
              *(f"| {r['identifier']} | {r['texts_per_s']:,} | {r['same_label']:.3%} | {r['same_english_decision']:.3%} "
                f"| {r['not_english']} |" for r in runs),
              "", f"Kept (fastest with >= {AGREEMENT:.0%} the same label): **{kept}**.", "",
-             "Texts the identifiers label differently:", "", "| text | " + " | ".join(r["identifier"] for r in runs) + " |",
+             "Texts the identifiers label differently:", "",
+             "| text | " + " | ".join(r["identifier"] for r in runs) + " |",
              "|---|" + "---|" * len(runs),
              *(f"| {d['text']} | " + " | ".join(d[r["identifier"]] for r in runs) + " |" for d in disagreements)]
     (RESULTS / "langid.md").write_text("\n".join(lines) + "\n")

@@ -84,7 +84,8 @@ def gate_metric(work: Path, encoder: Path, limit: int = 1000) -> dict[str, Any]:
 def stages(work: Path, encoder: Path, params_file: Path) -> dict[str, list[str]]:
     semrec, p = [sys.executable, "-m", "pipelines.cli"], ["--params", str(params_file)]
     return {
-        "ingest": [*semrec, "ingest", "--catalog", CATALOG, "--raw", str(work / "raw"), "--out", str(work / "ingest"), *p],
+        "ingest": [*semrec, "ingest", "--catalog", CATALOG, "--raw", str(work / "raw"), "--out", str(work / "ingest"),
+                   *p],
         "pairs": [*semrec, "pairs", "--catalog", CATALOG, "--ingest", str(work / "ingest"), "--out",
                   str(work / "pairs"), *p],
         "embed": [*semrec, "embed", "--documents", str(work / "pairs/documents.parquet"), "--encoder", str(encoder),

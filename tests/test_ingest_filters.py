@@ -61,12 +61,9 @@ def test_earliest_first_orders_by_time_then_file_order_with_unknown_times_last()
 
 
 def test_polars_set_rules_keep_the_earliest_duplicate_and_users_with_enough_positives():
-    keys = pl.DataFrame([
-        {"user_id": "u", "item_id": "i", "timestamp": 9, ORDER: 1}, {"user_id": "u", "item_id": "i", "timestamp": 3, ORDER: 2},
-        {"user_id": "u", "item_id": "i", "timestamp": 3, ORDER: 3}, {"user_id": "u", "item_id": "i", "timestamp": None, ORDER: 4},
-        {"user_id": "u", "item_id": "j", "timestamp": None, ORDER: 5}, {"user_id": "u", "item_id": "j", "timestamp": None, ORDER: 6},
-        {"user_id": "v", "item_id": "i", "timestamp": 1, ORDER: 7}, {"user_id": "v", "item_id": "i", "timestamp": 0, ORDER: 8},
-    ], schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Int64, ORDER: pl.Int64})
+    keys = pl.DataFrame([("u", "i", 9, 1), ("u", "i", 3, 2), ("u", "i", 3, 3), ("u", "i", None, 4), ("u", "j", None, 5),
+                         ("u", "j", None, 6), ("v", "i", 1, 7), ("v", "i", 0, 8)], orient="row",
+                        schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Int64, ORDER: pl.Int64})
     rules = Rules.from_params({**FILTERS, "min_user_positives": 2})
     verdicts = dict(polars_engine.set_rules(keys, rules).iter_rows())
     # u keeps 2 (earliest of i, ties by file order) and 5 (first of j); v has one positive left

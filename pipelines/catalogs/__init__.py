@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.catalogs.readers import check_not_empty, file_splits, local_open
-from pipelines.catalogs.source import Items, Plan, Source, Stream, Table, canonical, check_items
+from pipelines.catalogs.source import ORDER, Items, Plan, Source, Stream, Table, canonical, check_items
 from pipelines.catalogs.streams import read_mapped
 from pipelines.common.schemas import INTERACTIONS
 
@@ -50,7 +50,7 @@ def read_whole(stream: Stream, raw: Path, table: Table) -> tuple[pl.DataFrame, p
     count = sum(p.count for p in parts)
     check_not_empty(stream.path, count)
     return (pl.concat([p.rows for p in parts], how="diagonal_relaxed"),
-            pa.concat_tables([p.rejected for p in parts]).drop_columns(["_ord"]), count)
+            pa.concat_tables([p.rejected for p in parts]).drop_columns([ORDER]), count)
 
 
 def load(catalog: str, raw: Path, options: Mapping[str, Any]) -> Source:
@@ -59,7 +59,7 @@ def load(catalog: str, raw: Path, options: Mapping[str, Any]) -> Source:
     interactions, read_rejected, count = read_whole(catalog_plan.interactions, Path(raw), "interactions")
     if isinstance(catalog_plan.items, Stream):
         frame, items_rejected, items_count = read_whole(catalog_plan.items, Path(raw), "items")
-        items = Items(frame.drop("_ord"), items_rejected, items_count)
+        items = Items(frame.drop(ORDER), items_rejected, items_count)
     else:
         items = catalog_plan.items()
     kept, rejected = check_items(items.frame, catalog)

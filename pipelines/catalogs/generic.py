@@ -25,8 +25,8 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.catalogs.readers import Field, Kind
-from pipelines.catalogs.source import Plan, Stream, Table, document, settings
+from pipelines.catalogs.readers import Field
+from pipelines.catalogs.source import Kind, Plan, Stream, Table, document, settings
 
 DEFAULTS = {"interactions": None, "items": None, "document_max_chars": 1200, "list_separator": "|"}
 KINDS: dict[Table, dict[str, Kind]] = {

@@ -23,18 +23,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.catalogs import splits
-from pipelines.catalogs.source import Table, quarantine_frame, rejection
+from pipelines.catalogs.source import ORDER, Field, Table, quarantine_frame, rejection
+from pipelines.catalogs.splits import Opener, Split, file_format, newlines, numbered, owned_lines, plan
 from pipelines.common.schemas import QUARANTINE
 
-Kind = Literal["str", "float", "int", "str_list", "json"]
 DTYPES: dict[str, pl.DataType] = {
     "str": pl.String(), "float": pl.Float64(), "int": pl.Int64(), "str_list": pl.List(pl.String()),
     "json": pl.String(),  # any JSON value, kept as JSON text
@@ -42,13 +41,6 @@ DTYPES: dict[str, pl.DataType] = {
 ARROW = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "str_list": pa.list_(pa.string()),
          "json": pa.string()}
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str  # the source's field / column name
-    kind: Kind = "str"
-    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,8 +76,8 @@ def read(path: Path, name: str, fields: Sequence[Field], table: Table, list_sepa
     parts = [read_split(split, fields, table, list_separator, local_open)
              for split in file_splits(str(path), name, path.stat().st_size, local_open)]
     check_not_empty(name, sum(p.count for p in parts))
-    return Rows(pl.concat([p.frame for p in parts]).drop("_ord"),
-                pa.concat_tables([p.rejected for p in parts]).drop_columns(["_ord"]), sum(p.count for p in parts))
+    return Rows(pl.concat([p.frame for p in parts]).drop(ORDER),
+                pa.concat_tables([p.rejected for p in parts]).drop_columns([ORDER]), sum(p.count for p in parts))
 
 
 def check_not_empty(name: str, count: int) -> None:
@@ -93,17 +85,17 @@ def check_not_empty(name: str, count: int) -> None:
         raise ValueError(f"{name}: empty file (no rows)")
 
 
-def file_splits(path: str, name: str, size: int, opener: splits.Opener,
-                split_bytes: int = 64 << 20) -> list[splits.Split]:
+def file_splits(path: str, name: str, size: int, opener: Opener,
+                split_bytes: int = 64 << 20) -> list[Split]:
     """A file's splits, JSONL ones numbered by counting newlines here (the engines count in parallel)."""
-    planned = splits.plan(path, name, size, opener, split_bytes)
-    if splits.file_format(name) != "jsonl":
+    planned = plan(path, name, size, opener, split_bytes)
+    if file_format(name) != "jsonl":
         return planned
-    return splits.numbered(planned, [splits.newlines(s, opener) for s in planned])
+    return numbered(planned, [newlines(s, opener) for s in planned])
 
 
-def read_split(split: splits.Split, fields: Sequence[Field], table: Table, list_separator: str,
-               opener: splits.Opener) -> Rows:
+def read_split(split: Split, fields: Sequence[Field], table: Table, list_separator: str,
+               opener: Opener) -> Rows:
     """One split as typed rows with `_ord`, and its unreadable rows (QUARANTINE plus `_ord`)."""
     chunks = list(split_chunks(split, fields, table, list_separator, opener))
     if not chunks:
@@ -112,11 +104,11 @@ def read_split(split: splits.Split, fields: Sequence[Field], table: Table, list_
                 sum(c.count for c in chunks))
 
 
-def split_chunks(split: splits.Split, fields: Sequence[Field], table: Table, list_separator: str,
-                 opener: splits.Opener, chunk_rows: int = 100_000) -> Iterator[Rows]:
+def split_chunks(split: Split, fields: Sequence[Field], table: Table, list_separator: str,
+                 opener: Opener, chunk_rows: int = 100_000) -> Iterator[Rows]:
     """A split in chunks of at most `chunk_rows` rows (a Parquet row group or CSV file may be larger)."""
     if split.format == "jsonl":
-        first, lines = splits.owned_lines(split, opener)
+        first, lines = owned_lines(split, opener)
         for start in range(0, len(lines), chunk_rows):
             yield read_jsonl_lines(lines[start:start + chunk_rows], first + start, split.name, fields, table)
     elif split.format == "parquet":
@@ -132,12 +124,12 @@ def split_chunks(split: splits.Split, fields: Sequence[Field], table: Table, lis
 
 
 def chunk_schema(fields: Sequence[Field]) -> dict[str, pl.DataType]:
-    return {"row_ref": pl.String(), "_ord": pl.Int64(), **{f.name: DTYPES[f.kind] for f in fields}}
+    return {"row_ref": pl.String(), ORDER: pl.Int64(), **{f.name: DTYPES[f.kind] for f in fields}}
 
 
 def ordered_quarantine(rows: list[dict[str, Any]]) -> pa.Table:
     """QUARANTINE rows that keep their source position `_ord`."""
-    return pa.Table.from_pylist(rows, schema=QUARANTINE.append(pa.field("_ord", pa.int64())))
+    return pa.Table.from_pylist(rows, schema=QUARANTINE.append(pa.field(ORDER, pa.int64())))
 
 
 def json_text(value: Any) -> str:
@@ -215,7 +207,7 @@ def read_jsonl_lines(lines: Sequence[bytes], first: int, name: str, fields: Sequ
         if f.kind == "json":
             columns[f.name] = [None if v is None else json_text(v) for v in columns[f.name]]
     # Through Arrow: Polars builds nested columns from Python lists one element at a time.
-    frame = pl.from_arrow(pa.table({"_ord": pa.array(numbers, pa.int64()),
+    frame = pl.from_arrow(pa.table({ORDER: pa.array(numbers, pa.int64()),
                                     **{f.name: pa.array(columns[f.name], ARROW[f.kind]) for f in fields}}))
     # What msgspec accepts but typed_value refuses: a blank required text, a null required JSON value.
     refused = [pl.col(f.name).str.strip_chars() == "" if f.kind == "str" else pl.col(f.name).is_null()
@@ -227,13 +219,13 @@ def read_jsonl_lines(lines: Sequence[bytes], first: int, name: str, fields: Sequ
     for number, line in sorted(slow):
         row_ref = f"{name}:{number}"
         try:
-            records.append({"_ord": number, **parse_line(line, fields)})
+            records.append({ORDER: number, **parse_line(line, fields)})
         except RowError as err:
             payload = line.decode("utf-8", "backslashreplace")
-            rejected.append({**rejection(table, "read", row_ref, err.reason, err.field, payload), "_ord": number})
+            rejected.append({**rejection(table, "read", row_ref, err.reason, err.field, payload), ORDER: number})
     if records:
-        frame = pl.concat([frame, pl.DataFrame(records, schema=frame.schema)]).sort("_ord")
-    frame = frame.with_columns(row_ref=pl.format("{}:{}", pl.lit(name), "_ord")).select(chunk_schema(fields).keys())
+        frame = pl.concat([frame, pl.DataFrame(records, schema=frame.schema)]).sort(ORDER)
+    frame = frame.with_columns(row_ref=pl.format("{}:{}", pl.lit(name), ORDER)).select(chunk_schema(fields).keys())
     return Rows(frame, ordered_quarantine(rejected), frame.height + len(rejected))
 
 
@@ -282,15 +274,16 @@ def typed_columns(frame: pl.DataFrame, name: str, fields: Sequence[Field], table
         if frame.schema[f.name] == pl.String:
             absent = absent | (source.str.strip_chars() == "")
         dtype = frame.schema[f.name]
-        got = source.cast(pl.String).str.slice(0, 40) if dtype == pl.String or dtype.is_numeric() else pl.lit(str(dtype))
+        readable = dtype == pl.String or dtype.is_numeric()
+        got = source.cast(pl.String).str.slice(0, 40) if readable else pl.lit(str(dtype))
         problems.append(pl.when(absent & f.required).then(pl.lit("missing_field"))
                         .when(~source.is_null() & value.is_null())
                         .then(pl.lit(f"wrong_type: expected {f.kind}, got ") + got))
         typed[f.name] = value
     try:
-        frame = frame.with_row_index("_ord", offset=first_row).with_columns(
-            pl.col("_ord").cast(pl.Int64),
-            row_ref=pl.format("{}:{}", pl.lit(name), "_ord"),
+        frame = frame.with_row_index(ORDER, offset=first_row).with_columns(
+            pl.col(ORDER).cast(pl.Int64),
+            row_ref=pl.format("{}:{}", pl.lit(name), ORDER),
             _reason=pl.coalesce(problems),
             _field=pl.coalesce(pl.when(p.is_not_null()).then(pl.lit(f.name)) for p, f in zip(problems, fields)),
             **{f"_typed_{k}": v for k, v in typed.items()},
@@ -298,8 +291,8 @@ def typed_columns(frame: pl.DataFrame, name: str, fields: Sequence[Field], table
     except pl.exceptions.PolarsError as err:
         raise ValueError(f"{name}: a column does not convert to its kind: {err}") from err
     bad = frame.filter(pl.col("_reason").is_not_null())
-    rejected = quarantine_frame(bad.select("row_ref", "_ord", *source_columns, "_reason", "_field"), table, "read",
+    rejected = quarantine_frame(bad.select("row_ref", ORDER, *source_columns, "_reason", "_field"), table, "read",
                                 reason=pl.col("_reason"), field=pl.col("_field"))
     good = frame.filter(pl.col("_reason").is_null()).select(
-        "row_ref", "_ord", *(pl.col(f"_typed_{f.name}").alias(f.name) for f in fields))
+        "row_ref", ORDER, *(pl.col(f"_typed_{f.name}").alias(f.name) for f in fields))
     return Rows(good, rejected, frame.height)

@@ -14,19 +14,27 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
 
 from pipelines.common.schemas import ITEMS, QUARANTINE, conform
 
-if TYPE_CHECKING:
-    from pipelines.catalogs.readers import Field
-
 Table = Literal["items", "interactions"]
 SEP = " [SEP] "
+ORDER = "_ord"  # a row's line (JSONL) or row number in its file: the engines' source order and tie-break
 Mapping = Callable[[pl.DataFrame], pl.DataFrame]
+Kind = Literal["str", "float", "int", "str_list", "json"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field of a source file, typed on reading (pipelines/catalogs/readers.py)."""
+
+    name: str  # the source's field / column name
+    kind: Kind = "str"
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ def quarantine_table(rows: list[dict[str, Any]]) -> pa.Table:
 def quarantine_frame(rejected: pl.DataFrame, table: Table, step: str | pl.Expr, reason: str | pl.Expr,
                      field: str | pl.Expr | None) -> pa.Table:
     """QUARANTINE rows for rejected canonical rows (plain strings are literals); payload = the row as JSON,
-    or its `_payload` where it has one. A `_ord` column (the source position) is kept."""
+    or its `_payload` where it has one. An ORDER column (the source position) is kept."""
     def expr(value: str | pl.Expr | None) -> pl.Expr:
         return value if isinstance(value, pl.Expr) else pl.lit(value, pl.String)
 
@@ -94,10 +102,10 @@ def quarantine_frame(rejected: pl.DataFrame, table: Table, step: str | pl.Expr, 
         reason=expr(reason),
         payload=pl.col("_payload") if "_payload" in rejected.columns else payload(rejected.columns),
     )
-    ordered = "_ord" in rejected.columns
-    schema = QUARANTINE.append(pa.field("_ord", pa.int64())) if ordered else QUARANTINE
+    ordered = ORDER in rejected.columns
+    schema = QUARANTINE.append(pa.field(ORDER, pa.int64())) if ordered else QUARANTINE
     if ordered:
-        frame = frame.with_columns(rejected["_ord"].cast(pl.Int64))
+        frame = frame.with_columns(rejected[ORDER].cast(pl.Int64))
     return conform(frame.to_arrow(), schema, f"{table} quarantine")
 
 

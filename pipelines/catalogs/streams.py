@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from pipelines.catalogs import splits
 from pipelines.catalogs.readers import Rows, split_chunks
-from pipelines.catalogs.source import Stream, Table, payload, quarantine_frame
+from pipelines.catalogs.source import ORDER, Stream, Table, payload, quarantine_frame
+from pipelines.catalogs.splits import Opener, Split
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ def mapped(stream: Stream, rows: Rows, table: Table) -> Mapped:
     out = stream.map(rows.frame)
     if out.height != rows.frame.height:
         raise ValueError(f"{stream.path}: the plug-in's map returned {out.height} rows for {rows.frame.height}")
-    out = out.with_columns(row_ref=rows.frame["row_ref"], _ord=rows.frame["_ord"])
+    out = out.with_columns(rows.frame.select("row_ref", ORDER))
     if "_reason" not in out.columns:
         return Mapped(out, rows.rejected, rows.count)
     refused = out["_reason"].is_not_null()
@@ -33,10 +33,10 @@ def mapped(stream: Stream, rows: Rows, table: Table) -> Mapped:
                                                      _reason=out.filter(refused)["_reason"],
                                                      _field=out.filter(refused)["_field"])
     map_rejected = quarantine_frame(source, table, "read", reason=pl.col("_reason"), field=pl.col("_field"))
-    rejected = pa.concat_tables([rows.rejected, map_rejected]).sort_by("_ord")
+    rejected = pa.concat_tables([rows.rejected, map_rejected]).sort_by(ORDER)
     return Mapped(out.filter(~refused).drop("_reason", "_field"), rejected, rows.count)
 
 
-def read_mapped(stream: Stream, split: splits.Split, table: Table, opener: splits.Opener) -> Iterator[Mapped]:
+def read_mapped(stream: Stream, split: Split, table: Table, opener: Opener) -> Iterator[Mapped]:
     for rows in split_chunks(split, stream.fields, table, stream.list_separator, opener):
         yield mapped(stream, rows, table)

@@ -18,7 +18,14 @@ import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, RowError, read
 from pipelines.catalogs.source import (
-    Items, Plan, Stream, attributes, film_document, quarantine_table, rejection, settings,
+    Items,
+    Plan,
+    Stream,
+    attributes,
+    film_document,
+    quarantine_table,
+    rejection,
+    settings,
 )
 
 DEFAULTS = {

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.catalogs.source import ORDER
 from pipelines.common.schemas import INTERACTIONS
 from pipelines.ingest import langid
 
@@ -39,7 +40,6 @@ REASONS = {
 }
 WRONG_LANGUAGE = "wrong_language: "  # + the detected language code
 
-ORDER = "_ord"  # the row's position in the source: the engines' tie-break and output order
 # What an engine returns for the rows it rejects: the row, the step that rejected it and why.
 REJECTED = pa.schema([*INTERACTIONS, pa.field("_step", pa.string(), nullable=False),
                       pa.field("_reason", pa.string(), nullable=False)])
@@ -48,14 +48,6 @@ REJECTED = pa.schema([*INTERACTIONS, pa.field("_step", pa.string(), nullable=Fal
 # Python's `re` and Polars' Rust regex agree on every input (their `\s` and `\w` differ).
 TOKEN_PATTERN = r"[^ \t\n\r\f\v]+"
 _TOKEN = re.compile(TOKEN_PATTERN)
-
-
-@dataclass(frozen=True)
-class Filtered:
-    """An engine's result; both tables in source order."""
-
-    kept: pa.Table  # INTERACTIONS
-    rejected: pa.Table  # REJECTED
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.catalogs.source import Items, canonical, duplicates, titled
+from pipelines.catalogs.source import ORDER, Items, canonical, duplicates, titled
 from pipelines.common.schemas import INTERACTIONS, ITEMS, QUARANTINE, conform
 
-ORDER = "_ord"
 PHASES = ("interactions_read", "items_read", "items_title", "items_unique", "interactions_filters")
 FILES = ("items.parquet", "interactions.parquet", "quarantine.parquet")
 
