@@ -1,8 +1,11 @@
-"""Run a command as a subprocess and measure it: wall seconds and the peak RSS of its whole process
-tree (worker pools included), sampled every 0.2 s with psutil."""
+"""Run a command as a subprocess and measure it: wall seconds, CPU seconds and the peak RSS of its
+whole process tree (worker pools included; RSS sampled every 0.2 s with psutil). CPU seconds (user +
+system of the tree, from getrusage of waited-for children) do not depend on what else the shared
+machine runs; wall seconds do."""
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import threading
 import time
@@ -28,6 +31,7 @@ def sample_peak(process: psutil.Process, stop: threading.Event, peak: list[int])
 def run(argv: list[str], log: Path, nice: int = 0) -> dict[str, Any]:
     """Run `argv` (output to `log`); seconds, peak RSS MB of the tree, exit code, and the log's tail on failure."""
     start, peak, stop = time.perf_counter(), [0], threading.Event()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("w") as out:
         child = subprocess.Popen(["nice", "-n", str(nice), *argv], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         sampler = threading.Thread(target=sample_peak, args=(psutil.Process(child.pid), stop, peak), daemon=True)
@@ -35,8 +39,10 @@ def run(argv: list[str], log: Path, nice: int = 0) -> dict[str, Any]:
         code = child.wait()
     stop.set()
     sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     result = {"command": " ".join(argv), "seconds": round(time.perf_counter() - start, 1),
-              "peak_rss_mb": round(peak[0] / 2**20), "exit": code}
+              "cpu_seconds": round(cpu, 1), "peak_rss_mb": round(peak[0] / 2**20), "exit": code}
     if code:
         result["error"] = log.read_text()[-2000:]
     return result

@@ -114,7 +114,7 @@ def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
             good, bad = titled(chunk.rows, job.catalog)
             untitled.append(bad)
             spills.append(item_rows(good).to_arrow())
-            keys.append(good.select("item_id", ORDER, "row_ref").to_arrow())
+            keys.append(good.select("item_id", ORDER).to_arrow())
         else:
             judged = row_rules(interaction_rows(chunk.rows), sorted_ids(job.known_items), job.rules)  # type: ignore[arg-type]
             spills.append(judged.to_arrow())
@@ -193,9 +193,13 @@ def stream_items(plan: Plan, raw: str, catalog: str, spill: Path, out: Output, s
     """Items from a stream: pass 1 in the pool, then the unique rule on (item_id, position) keys."""
     count, keys = run_stream(Job(plan.items, "items", spill, catalog), raw, split_bytes, run)  # type: ignore[arg-type]
     key_frame = pl.concat([pl.from_arrow(k) for k in keys]) if keys else pl.DataFrame(
-        schema={"item_id": pl.String, ORDER: pl.Int64, "row_ref": pl.String})
-    later = key_frame.with_columns(_first=pl.col("row_ref").first().over("item_id")).filter(
-        ~pl.col("item_id").is_first_distinct()).select(ORDER, "_first")
+        schema={"item_id": pl.String, ORDER: pl.Int64})
+    first = pl.col("item_id").is_first_distinct()
+    later = key_frame.filter(~first)
+    # A stream's row_ref is "<file>:<ORDER>": the first row of a repeated id is named from its position.
+    later = later.join(key_frame.filter(first & pl.col("item_id").is_in(later["item_id"].implode())),
+                       on="item_id", suffix="_of_first").select(
+        ORDER, _first=pl.format("{}:{}", pl.lit(plan.items.path), f"{ORDER}_of_first"))  # type: ignore[union-attr]
     del key_frame
     for path in in_order(spill, "read"):
         out.quarantine_part("items_read", read_spill(path))
