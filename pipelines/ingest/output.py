@@ -29,8 +29,9 @@ class Output:
         self.ids: list[pa.Array] = []
 
     def write(self, name: str, table: pa.Table) -> None:
-        if name not in self.writers:
-            self.writers[name] = pq.ParquetWriter(self.folder / name, table.schema, compression="zstd")
+        if name not in self.writers:  # quarantine parts are read back once: cheap lz4, not zstd
+            compression = "lz4" if name.startswith("quarantine-") else "zstd"
+            self.writers[name] = pq.ParquetWriter(self.folder / name, table.schema, compression=compression)
             self.rows[name] = 0
         if table.num_rows:
             self.writers[name].write_table(table)

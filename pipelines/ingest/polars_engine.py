@@ -38,49 +38,40 @@ from pipelines.ingest.output import whole_items as checked_whole_items
 
 ALIVE = pl.col("_step").is_null()
 LATEST = 2**63 - 1
-TOKENS = pl.col("_tokens")
 PARTITIONS = 16  # user partitions of the key columns: 10M reviews make ~40 MB partitions
 SET_STEPS = ("duplicate", "user_positives")
 
 
-def reject(frame: pl.DataFrame, step: str, condition: pl.Expr, reason: pl.Expr | None = None) -> pl.DataFrame:
-    """Mark the alive rows meeting `condition` as rejected by `step`."""
-    hit = ALIVE & condition
-    reason = pl.lit(REASONS[step]) if reason is None else reason
-    return frame.with_columns(
-        _step=pl.when(hit).then(pl.lit(step)).otherwise("_step"),
-        _reason=pl.when(hit).then(reason).otherwise("_reason"),
-    )
-
-
 def row_rules(rows: pl.DataFrame, known_items: pl.Series, rules: Rules) -> pl.DataFrame:
-    """The row rules in STEPS order over a chunk of INTERACTIONS rows (+ ORDER): `_step`, `_reason` set
-    where a rule rejects the row. Language runs last, on the rows every cheaper rule kept."""
+    """The row rules in STEPS order over a chunk of INTERACTIONS rows (+ ORDER): `_step` and `_reason`
+    name the first rule a row fails. Language runs last, on the rows every cheaper rule kept."""
     tokens = sum(pl.col(c).str.count_matches(TOKEN_PATTERN).fill_null(0) for c in ("summary", "text"))
-    frame = rows.with_columns(_step=pl.lit(None, pl.String), _reason=pl.lit(None, pl.String), _tokens=tokens)
-    frame = reject(frame, "rating", pl.col("rating") < rules.min_rating)
-    frame = reject(frame, "tokens", (TOKENS > 0) & (TOKENS < rules.min_tokens))
-    at = known_items.search_sorted(frame["item_id"]).clip(0, max(len(known_items) - 1, 0))
-    known = known_items.gather(at) == frame["item_id"] if len(known_items) else pl.repeat(False, frame.height)
-    frame = reject(frame.with_columns(_known=known), "item", ~pl.col("_known"))
-    asked = frame.select(ALIVE & (TOKENS > 0)).to_series()
+    at = known_items.search_sorted(rows["item_id"]).clip(0, max(len(known_items) - 1, 0))
+    known = known_items.gather(at) == rows["item_id"] if len(known_items) else pl.repeat(False, rows.height, eager=True)
+    failed = [("rating", pl.col("rating") < rules.min_rating),
+              ("tokens", (pl.col("_tokens") > 0) & (pl.col("_tokens") < rules.min_tokens)),
+              ("item", ~pl.col("_known"))]
+    frame = rows.with_columns(_tokens=tokens, _known=known).with_columns(
+        _step=pl.coalesce(pl.when(hit).then(pl.lit(step)) for step, hit in failed))
+    asked = frame.select(ALIVE & (pl.col("_tokens") > 0)).to_series()
     texts = frame.filter(asked).select(pl.concat_str("summary", "text", separator=" ", ignore_nulls=True)).to_series()
     detected = pl.Series("_lang", [None] * frame.height, pl.String).scatter(
         asked.arg_true(), pl.Series(languages(texts.to_list()), dtype=pl.String))
-    frame = reject(frame.with_columns(detected), "language", pl.col("_lang") != rules.language,
-                   pl.lit(WRONG_LANGUAGE) + pl.col("_lang"))
-    return frame.drop("_tokens", "_known", "_lang")
+    wrong = ALIVE & (pl.col("_lang") != rules.language)
+    return frame.with_columns(detected).with_columns(
+        _step=pl.when(wrong).then(pl.lit("language")).otherwise("_step"),
+        _reason=pl.when(wrong).then(pl.lit(WRONG_LANGUAGE) + pl.col("_lang")).otherwise(
+            pl.col("_step").replace_strict(REASONS, default=None)),
+    ).drop("_tokens", "_known", "_lang")
 
 
 def set_rules(keys: pl.DataFrame, rules: Rules) -> pl.DataFrame:
     """(ORDER, _step) of the rows the duplicate and user_positives rules reject, from key columns
     (user_id, item_id, timestamp, ORDER) of live rows with a user."""
-    earliest = pl.struct(pl.col("timestamp").fill_null(LATEST), ORDER)
-    frame = keys.with_columns(_step=pl.when(earliest.rank("ordinal").over("user_id", "item_id") > 1)
-                              .then(pl.lit("duplicate")))
-    few = pl.len().over("user_id", ALIVE) < rules.min_user_positives
-    frame = frame.with_columns(_step=pl.when(ALIVE & few).then(pl.lit("user_positives")).otherwise("_step"))
-    return frame.filter(~ALIVE).select(ORDER, "_step")
+    earliest = keys.sort(pl.col("timestamp").fill_null(LATEST), ORDER).unique(["user_id", "item_id"], keep="first")
+    duplicate = keys.join(earliest.select(ORDER), on=ORDER, how="anti").select(ORDER, _step=pl.lit("duplicate"))
+    few = earliest.filter(pl.len().over("user_id") < rules.min_user_positives)
+    return pl.concat([duplicate, few.select(ORDER, _step=pl.lit("user_positives"))])
 
 
 @dataclass(frozen=True)
