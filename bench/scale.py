@@ -50,7 +50,8 @@ def params(work: Path, threads: int) -> Path:
 
 
 def docs_per_s_by_length(encoder: Path, threads: int, n: int = 128) -> list[dict[str, Any]]:
-    """INT8 docs/s for documents cut to each of LENGTHS characters (real review text), batch 64."""
+    """INT8 docs/s (wall, and per CPU second: the machine is shared) for documents cut to each of LENGTHS
+    characters (real review text), batch 64."""
     from serving.encoder import Encoder
     texts = pl.read_parquet(ROOT / "data/raw/womens_clothing_reviews.parquet")["Review Text"].drop_nulls().to_list()
     long = [" ".join(texts[i:i + 8]) for i in range(0, 8 * n, 8)]  # 8 reviews joined: longer than any length
@@ -59,9 +60,10 @@ def docs_per_s_by_length(encoder: Path, threads: int, n: int = 128) -> list[dict
     rows = []
     for length in LENGTHS:
         docs = [t[:length] for t in long]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.encode(docs, batch_size=64)
-        rows.append({"chars": length, "docs_per_s": round(len(docs) / (time.perf_counter() - start), 1)})
+        rows.append({"chars": length, "docs_per_s": round(len(docs) / (time.perf_counter() - start), 1),
+                     "docs_per_cpu_s": round(len(docs) / (time.process_time() - cpu), 1)})
     return rows
 
 
@@ -104,6 +106,12 @@ def stages(work: Path, encoder: Path, params_file: Path) -> dict[str, list[str]]
     }
 
 
+def query_hits(query: dict[str, Any]) -> list[dict[str, Any]]:
+    """The hits `semrec query --json` printed (its output may carry log lines before the JSON)."""
+    output = query["output"]
+    return json.loads(output[output.index("{"):])["items"]
+
+
 def report(result: dict[str, Any]) -> str:
     lines = [
         "# Scale run: a paper-size category through ingest -> pairs -> embed -> index -> publish -> query",
@@ -114,15 +122,22 @@ def report(result: dict[str, Any]) -> str:
         f"embed under `nice -n 19`. Machine: {result['cpus']} cores shared with other jobs. Peak RSS: the "
         "stage's whole process tree (worker pools included), sampled every 0.2 s.",
         "",
-        "| stage | seconds | peak RSS MB | exit |",
-        "|---|---|---|---|",
+        "| stage | seconds | CPU seconds | peak RSS MB | exit |",
+        "|---|---|---|---|---|",
     ]
     for name, r in result["stages"].items():
-        lines.append(f"| {name} | {r.get('seconds', '')} | {r.get('peak_rss_mb', '')} | {r.get('exit', '')} |")
-    lines += ["", "INT8 encoder docs/s by document length (real review text cut to length, batch 64):", "",
-              "| characters | docs/s |", "|---|---|",
-              *(f"| {r['chars']} | {r['docs_per_s']} |" for r in result.get("docs_per_s_by_length", []))]
-    for key in ("ingest_counts", "pairs", "embed", "index", "gate", "publish", "query"):
+        lines.append(f"| {name} | {r.get('seconds', '')} | {r.get('cpu_seconds', '')} | {r.get('peak_rss_mb', '')} | "
+                     f"{r.get('exit', '')} |")
+    lines += ["", f"INT8 encoder by document length (real review text cut to length, batch 64, {result['threads']} "
+              "thread(s)); the generated item documents are ~110-150 characters:", "",
+              "| characters | docs/s (wall) | docs per CPU second |", "|---|---|---|",
+              *(f"| {r['chars']} | {r['docs_per_s']} | {r.get('docs_per_cpu_s', '')} |"
+                for r in result.get("docs_per_s_by_length", []))]
+    if "query" in result:
+        lines += ["", f"Query `{result['query']['text']}` on the published snapshot (`semrec query --k 5`):", "",
+                  "| item | score | title |", "|---|---|---|",
+                  *(f"| {h['item_id']} | {h['score']:.3f} | {h['title']} |" for h in query_hits(result["query"]))]
+    for key in ("ingest_counts", "pairs", "embed", "index", "gate", "publish"):
         if key in result:
             lines += ["", f"{key}:", "", "```json", json.dumps(result[key], indent=1)[:3000], "```"]
     if result.get("not_run"):
@@ -164,7 +179,7 @@ def main() -> None:
         result["stages"]["generate"] = {"seconds": round(time.perf_counter() - start, 1), "exit": 0}
         result["input_mb"] = round(sum(p.stat().st_size for p in (args.work / "raw").rglob("*.jsonl")) / 2**20)
         record()
-    if not all(r["docs_per_s"] for r in result.get("docs_per_s_by_length", [{"docs_per_s": 0}])):
+    if not all(r.get("docs_per_cpu_s") for r in result.get("docs_per_s_by_length", [{}])):
         result["docs_per_s_by_length"] = docs_per_s_by_length(args.encoder, args.threads)
         record()
     for name, argv in stages(args.work, args.encoder, params_file).items():
@@ -181,7 +196,7 @@ def main() -> None:
             if (args.work / path).is_file():
                 result[key] = json.loads((args.work / path).read_text())
         if name == "query" and result["stages"][name]["exit"] == 0:
-            result["query"] = {"text": argv[4], "output": (args.work / "query.log").read_text()[-3000:]}
+            result["query"] = {"text": argv[4], "output": (args.work / "query.log").read_text()}
         record()
         if result["stages"][name]["exit"]:
             raise SystemExit(f"{name} failed: see {args.work / name}.log")
