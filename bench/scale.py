@@ -140,6 +140,10 @@ def report(result: dict[str, Any]) -> str:
     for key in ("ingest_counts", "pairs", "embed", "index", "gate", "publish"):
         if key in result:
             lines += ["", f"{key}:", "", "```json", json.dumps(result[key], indent=1)[:3000], "```"]
+    if result.get("embed_progress"):
+        done = result["embed_progress"]
+        lines += ["", f"embed (not finished): {done['done']:,} of {done['shape'][0]:,} documents embedded and kept "
+                  "in `embeddings.npy.partial`; rerunning this command resumes there."]
     if result.get("not_run"):
         lines += ["", f"Not run (yet): {', '.join(result['not_run'])}."]
     return "\n".join(lines) + "\n"
@@ -170,6 +174,8 @@ def main() -> None:
     params_file = params(args.work, args.threads)
 
     def record() -> None:
+        progress = args.work / "embed/embeddings.npy.progress.json"
+        result["embed_progress"] = json.loads(progress.read_text()) if progress.is_file() else None
         state.write_text(json.dumps(result, indent=2))
         save(result, args.results_name)
 
