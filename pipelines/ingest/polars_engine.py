@@ -166,14 +166,15 @@ def stream_splits(stream: Stream, raw: str, split_bytes: int, run: Callable[...,
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{stream.path}: no such file {path}")
     planned = splits.plan(path, stream.path, os.path.getsize(path), local_open, split_bytes)
-    if planned and planned[0].format == "jsonl":
+    if len(planned) > 1 and planned[0].format == "jsonl":
         planned = splits.numbered(planned, list(run(partial(splits.newlines, opener=local_open), planned)))
     return planned
 
 
 def run_stream(job: Job, raw: str, split_bytes: int, run: Callable[..., Iterable[Any]]) -> tuple[int, list[pa.Table]]:
     planned = stream_splits(job.stream, raw, split_bytes, run)
-    results = list(run(partial(run_split, job), planned))
+    # One split needs no pool: the pool's workers start on its first task, so they never start.
+    results = list((run if len(planned) > 1 else map)(partial(run_split, job), planned))
     count = sum(n for n, _ in results)
     check_not_empty(job.stream.path, count)
     return count, [keys for _, keys in results if keys is not None]
