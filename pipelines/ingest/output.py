@@ -43,7 +43,9 @@ class Output:
         self.write("items.parquet", table)
 
     def item_ids(self) -> pa.Array:
-        return pa.concat_arrays(self.ids) if self.ids else pa.array([], pa.string())
+        """The kept item ids, once: they are not held after this."""
+        ids, self.ids = self.ids, []
+        return pa.concat_arrays(ids) if ids else pa.array([], pa.string())
 
     def interactions(self, rows: pl.DataFrame | pa.Table) -> None:
         table = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows

@@ -38,7 +38,7 @@ from pipelines.ingest.output import whole_items as checked_whole_items
 
 ALIVE = pl.col("_step").is_null()
 LATEST = 2**63 - 1
-PARTITIONS = 16  # user partitions of the key columns: 10M reviews make ~40 MB partitions
+PARTITIONS = 64  # user partitions of the key columns: 10M reviews make ~10 MB partitions
 SET_STEPS = ("duplicate", "user_positives")
 
 
@@ -98,7 +98,7 @@ def user_partition(keys: pl.DataFrame) -> pl.Series:
 def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
     """Pass 1 of one split: spill files under job.spill; returns (rows read, item keys for items)."""
     count, keys, spills, rejected, untitled = 0, [], [], [], []
-    for number, chunk in enumerate(read_mapped(job.stream, split, job.table, local_open)):
+    for chunk in read_mapped(job.stream, split, job.table, local_open):
         count += chunk.count
         rejected.append(chunk.rejected)
         if job.table == "items":
@@ -109,17 +109,30 @@ def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
         else:
             judged = row_rules(interaction_rows(chunk.rows), sorted_ids(job.known_items), job.rules)  # type: ignore[arg-type]
             spills.append(judged.to_arrow())
-            live = judged.filter(ALIVE & pl.col("user_id").is_not_null()).select("user_id", "item_id", "timestamp",
-                                                                                  ORDER)
-            for (part,), frame in live.with_columns(_part=user_partition(live)).partition_by(
-                    "_part", as_dict=True, include_key=False).items():
-                frame.write_ipc(job.spill / f"keys-{split.index:06d}-{number:04d}-{part:02d}.arrow")
+            keys.append(judged.filter(ALIVE & pl.col("user_id").is_not_null()).select(
+                "user_id", "item_id", "timestamp", ORDER).to_arrow())
     name = f"{split.index:06d}.arrow"
+    if job.table == "interactions":
+        write_partitions(keys, job.spill / f"keys-{name}")
+        keys = []
     write_tables(spills, job.spill / f"rows-{name}")
     write_tables(rejected, job.spill / f"read-{name}")
     if job.table == "items":
         write_tables(untitled, job.spill / f"title-{name}")
     return count, pa.concat_tables(keys) if keys else None
+
+
+def write_partitions(keys: list[pa.Table], path: Path) -> None:
+    """A split's live keys as one Arrow file of PARTITIONS record batches, batch p = user partition p."""
+    frame = pl.concat([pl.from_arrow(k) for k in keys]) if keys else pl.DataFrame(
+        schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Int64, ORDER: pl.Int64})
+    parts = frame.with_columns(_part=user_partition(frame)).partition_by("_part", as_dict=True, include_key=False)
+    schema = frame.to_arrow().schema
+    with pa.ipc.new_file(path, schema) as writer:
+        for part in range(PARTITIONS):
+            rows = parts.get((part,))
+            writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema) if rows is None else
+                               rows.to_arrow().cast(schema).combine_chunks().to_batches()[0])
 
 
 def write_tables(tables: list[pa.Table], path: Path) -> None:
@@ -226,6 +239,7 @@ def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: 
             whole = plan.items()
             items_raw, known, stats = whole.raw, whole_items(whole, catalog, out), whole.stats
         known.to_frame().write_parquet(spill / "known_items.parquet")
+        del known  # the workers read it from disk
         job = Job(plan.interactions, "interactions", spill / "interactions", catalog, rules,
                   spill / "known_items.parquet")
         interactions_raw, _ = run_stream(job, raw, split_bytes, run_map)
@@ -247,9 +261,13 @@ def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: 
 def set_rejections(spill: Path, rules: Rules) -> pl.DataFrame:
     """The duplicate and user_positives verdicts, one user partition at a time."""
     verdicts = [pl.DataFrame(schema={ORDER: pl.Int64, "_step": pl.String})]
+    sources = [pa.memory_map(str(path)) for path in in_order(spill, "keys")]
+    readers = [pa.ipc.open_file(source) for source in sources]
     for part in range(PARTITIONS):
-        paths = sorted(spill.glob(f"keys-*-*-{part:02d}.arrow"))
-        if paths:
-            verdicts.append(set_rules(pl.concat([pl.from_arrow(read_spill(p)) for p in paths]), rules))
+        batches = [reader.get_batch(part) for reader in readers]
+        if any(b.num_rows for b in batches):
+            verdicts.append(set_rules(pl.from_arrow(pa.Table.from_batches(batches)), rules))
+    for source in sources:
+        source.close()
     return pl.concat(verdicts).sort(ORDER)
 
