@@ -125,7 +125,9 @@ def main() -> None:
     state = WORK / "state.json"  # finished runs survive a restart: a run already there is not repeated
     result: dict[str, Any] = json.loads(state.read_text()) if state.is_file() else {
         "command": "python bench/ingest.py " + " ".join(sys.argv[1:]), "cpus": os.cpu_count(),
-        "load_average": [round(x, 1) for x in os.getloadavg()], "runs": [], "comparisons": []}
+        "runs": [], "comparisons": []}
+    result["command"] = "python bench/ingest.py " + " ".join(sys.argv[1:])
+    result["load_average"] = [round(x, 1) for x in os.getloadavg()]
 
     def done(size: int, catalog: str, engine: str, workers: int) -> dict[str, Any] | None:
         return next((r for r in result["runs"] if (r["reviews"], r["input"], r["engine"], r["workers"]) ==

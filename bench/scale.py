@@ -206,6 +206,7 @@ def main() -> None:
         record()
         if result["stages"][name]["exit"]:
             raise SystemExit(f"{name} failed: see {args.work / name}.log")
+    record()
 
 
 if __name__ == "__main__":
