@@ -15,7 +15,14 @@ from sentence_transformers import SentenceTransformer
 
 from pipelines import train
 from pipelines.common.atomic import write_parquet
-from pipelines.train import TrainParams, add_lora, device_settings, merge_lora, with_hard_negatives
+from pipelines.common.validation import Validation
+from pipelines.train import (
+    TrainParams,
+    add_lora,
+    device_settings,
+    merge_lora,
+    with_hard_negatives,
+)
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
 PARAMS = {"base_model": str(BASE), "seed": 42, "max_steps": 4, "batch_size": 8, "gradient_accumulation_steps": 1,
@@ -63,6 +70,27 @@ def test_a_few_steps_on_real_pairs_lower_the_loss_and_write_the_curves(pairs_dir
         scored = list(csv.DictReader(f))
     assert [int(r["step"]) for r in scored] == [2, 4]
     assert all(0 <= float(r["fused_recall@10"]) <= 1 and "dense_mrr@10" in r for r in scored)
+
+
+def test_training_stops_early_and_keeps_the_best_scored_checkpoint(pairs_dir, tmp_path, monkeypatch):
+    """Scripted validation scores (0.5 at step 2, then 0.3): patience 1 stops at step 4 of 8, and the saved
+    model is the step-2 checkpoint, not the last weights."""
+    scores, seen = iter([0.5, 0.3, 0.9, 0.9]), []
+
+    def scripted(self, model, batch_size):
+        seen.append(model[0].auto_model.embeddings.word_embeddings.weight.detach().clone())
+        value = next(scores)
+        return {f"{system}_{metric}": value for system in ("dense", "fused")
+                for metric in ("recall@10", "mrr@10", "ndcg@10")}
+
+    monkeypatch.setattr(Validation, "score", scripted)
+    params = TrainParams.from_section(PARAMS | {"max_steps": 8, "early_stopping_patience": 1})
+    log = train.train(pairs_dir, params, tmp_path / "finetuned")
+
+    assert [row["step"] for row in log.validation] == [2, 4] and [step for step, _ in log.rows] == [1, 2, 3, 4]
+    kept = SentenceTransformer(str(tmp_path / "finetuned"), device="cpu")[0].auto_model
+    assert torch.equal(kept.embeddings.word_embeddings.weight, seen[0])
+    assert not torch.equal(seen[0], seen[1])  # the weights did move after the kept checkpoint
 
 
 def test_device_selection_trains_with_amp_on_cuda_only():
