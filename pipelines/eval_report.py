@@ -21,6 +21,21 @@ SYSTEMS = {
 }
 
 
+def guard_section(guard: dict[str, Any]) -> list[str]:
+    """select's out-of-domain guard: each checked candidate minus the base model on other catalogs' validation."""
+    if not guard.get("checked"):
+        return []
+    lines = ["", "Out-of-domain guard, best candidate first: candidate minus base model on other catalogs' validation "
+             f"queries ({', '.join(f'{g}: {n}' for g, n in guard['catalogs'].items())}); a candidate passes when no "
+             "CI lies below 0.", "", "| candidate | catalog | " + " | ".join(guard["metrics"]) + " | passed |",
+             "|---|---|" + "---|" * len(guard["metrics"]) + "---|"]
+    for name, check in guard["checked"].items():
+        for catalog, diffs in check["difference_vs_base"].items():
+            cells = [f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]" for d in diffs.values()]
+            lines.append(f"| {name} | {catalog} | " + " | ".join(cells) + f" | {check['passed']} |")
+    return lines
+
+
 def write_text(text: str, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -72,6 +87,7 @@ def markdown(metrics: dict[str, Any], sets: Sequence[str], systems: Sequence[str
                   "|---|" + "---|" * len(next(iter(chosen["candidates"].values())))]
         lines += [f"| {name} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |"
                   for name, values in chosen["candidates"].items()]
+        lines += guard_section(chosen.get("guard", {}))
     if "fusion_validation" in metrics:
         fusion = metrics["fusion_validation"]
         lines += ["", f"## Fusion chosen on {fusion['validation_queries']} validation queries ({fusion['metric']})", "",

@@ -296,7 +296,8 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
     if same:
         context["same_queries_as"] = same
     if select_report:
-        context["select"] = {k: select_report[k] for k in ("chosen", "metric", "validation_queries", "candidates")}
+        context["select"] = {k: select_report[k] for k in ("chosen", "metric", "validation_queries", "candidates",
+                                                            "guard") if k in select_report}
     return evaluate(corpus, sets, snapshot, folders, aliases, params, args.out, context)
 
 

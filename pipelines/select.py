@@ -7,27 +7,36 @@ Candidates, in this order (a tie keeps the earlier one, so fine-tuning has to ea
   `select.wise_alphas` (Wortsman et al. 2022: they keep much of the zero-shot model's robustness out of
   domain at almost no cost).
 Each candidate is scored like train's checkpoints (pipelines.common.validation: dense, and RRF-fused with
-BM25 as the shipped system will be) on the validation pairs; the best by `select.metric` is saved as a
-plain sentence-transformers folder that quantize / embed / index / publish use. Every score and the
-choice go to the report.
+BM25 as the shipped system will be) on the validation pairs. The chosen one is the best by `select.metric`
+that passes the out-of-domain guard: on every `--guard` catalog's validation pairs (other catalogs: real
+text this encoder never trained on) it must not be worse than the base model, i.e. for each of
+`select.guard_metrics` the paired bootstrap CI of (candidate - base) must not lie below 0 (the rule the
+cross_catalog stage checks on the test sets). Candidates are guard-checked best first, until one passes
+(the base model always does). It is saved as a plain sentence-transformers folder that quantize / embed /
+index / publish use. Every score, every guard check and the choice go to the report.
 
     semrec select --pairs data/fashion/pairs --base models/base/all-MiniLM-L6-v2 \
-        --finetuned models/fashion/finetuned --out models/fashion/selected --report reports/fashion/select.json
+        --finetuned models/fashion/finetuned --out models/fashion/selected --report reports/fashion/select.json \
+        --guard movies=data/movies/pairs --guard fashion=data/fashion/pairs
+
+A guard naming the `--pairs` folder itself is skipped, so one command line serves every catalog.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
 from pipelines.common.atomic import atomic_dir, write_json
+from pipelines.common.bootstrap import paired_difference, resample_weights
 from pipelines.common.params import load_section
 from pipelines.common.validation import Validation, check_metric
 
@@ -37,9 +46,13 @@ class SelectParams:
     metric: str  # pipelines.common.validation.NAMES, on the validation pairs
     wise_alphas: tuple[float, ...]
     batch_size: int
+    guard_metrics: tuple[str, ...]  # on other catalogs' validation pairs: not worse than the base model
+    bootstrap: Mapping[str, Any]  # resamples, confidence, seed of the guard's paired CIs
 
     def __post_init__(self) -> None:
         check_metric(self.metric, "select.metric")
+        for name in self.guard_metrics:
+            check_metric(name, "select.guard_metrics")
         if not all(0.0 < a < 1.0 for a in self.wise_alphas):
             raise ValueError(f"select.wise_alphas must lie strictly between 0 and 1, not {list(self.wise_alphas)}")
 
@@ -53,16 +66,33 @@ def interpolate(base: Mapping[str, torch.Tensor], tuned: Mapping[str, torch.Tens
             for name, value in tuned.items()}
 
 
-def best(scores: Mapping[str, Mapping[str, float]], metric: str) -> str:
-    """The candidate with the highest `metric`; ties keep the earliest (the base model comes first)."""
+def ranking(scores: Mapping[str, Mapping[str, float]], metric: str) -> list[str]:
+    """Candidates best first by `metric`; ties keep the earlier one (the base model comes first)."""
     order = list(scores)
-    return max(order, key=lambda name: (scores[name][metric], -order.index(name)))
+    return sorted(order, key=lambda name: (-scores[name][metric], order.index(name)))
 
 
-def select(pairs_dir: Path, base_dir: Path, finetuned_dir: Path, params: SelectParams, out: Path) -> dict[str, Any]:
-    """Score every candidate, save the best to `out`; return the report. Every candidate runs in the fine-tuned
-    model's module (its max_seq_length included), so they differ in weights only."""
+def choose(scores: Mapping[str, Mapping[str, float]], metric: str, passes: Callable[[str], bool]) -> str:
+    """The best candidate by `metric` that `passes` the guard, asked best first (lazily: a check costs encoding)."""
+    return next(name for name in ranking(scores, metric) if name == "base" or passes(name))
+
+
+def not_worse(candidate: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray], metrics: Sequence[str],
+              bootstrap: Mapping[str, Any]) -> tuple[bool, dict[str, dict[str, float]]]:
+    """Whether, for every metric, the paired CI of candidate - base (per-query values) does not lie below 0."""
+    n = len(next(iter(base.values())))
+    weights = resample_weights(n, int(bootstrap["resamples"]), int(bootstrap["seed"]))
+    diffs = {m: paired_difference(candidate[m], base[m], weights, float(bootstrap["confidence"])) for m in metrics}
+    return all(d.high >= 0 for d in diffs.values()), {m: d.to_json() for m, d in diffs.items()}
+
+
+def select(pairs_dir: Path, base_dir: Path, finetuned_dir: Path, params: SelectParams, out: Path,
+           guards: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """Score every candidate, save the best that passes the guards to `out`; return the report. Every candidate
+    runs in the fine-tuned model's module (its max_seq_length included), so they differ in weights only."""
     validation = Validation.load(pairs_dir)
+    guards = {name: Validation.load(path) for name, path in (guards or {}).items()
+              if path.resolve() != pairs_dir.resolve()}
     base = SentenceTransformer(str(base_dir), device="cpu")
     tuned = SentenceTransformer(str(finetuned_dir), device="cpu")
     base_state = {k: v.detach().clone() for k, v in base.state_dict().items()}
@@ -77,12 +107,39 @@ def select(pairs_dir: Path, base_dir: Path, finetuned_dir: Path, params: SelectP
         scores[name] = validation.score(model, params.batch_size)
         seconds[name] = round(time.perf_counter() - started, 1)
         print(f"select: {name}: {scores[name]}")
-    chosen = best(scores, params.metric)
+
+    guard_values: dict[str, dict[str, dict[str, np.ndarray]]] = {}  # candidate -> guard -> metric -> per query
+    checks: dict[str, dict[str, Any]] = {}
+
+    def values(name: str) -> dict[str, dict[str, np.ndarray]]:
+        if name not in guard_values:
+            model.load_state_dict(states[name])
+            guard_values[name] = {g: v.per_query(model, params.batch_size) for g, v in guards.items()}
+        return guard_values[name]
+
+    def passes(name: str) -> bool:
+        results = {g: not_worse(values(name)[g], values("base")[g], params.guard_metrics, params.bootstrap)
+                   for g in guards}
+        checks[name] = {"passed": all(ok for ok, _ in results.values()),
+                        "difference_vs_base": {g: diffs for g, (_, diffs) in results.items()}}
+        print(f"select: guard {name}: {checks[name]}")
+        return checks[name]["passed"]
+
+    chosen = choose(scores, params.metric, passes)
     model.load_state_dict(states[chosen])
     with atomic_dir(out) as tmp:
         model.save(str(tmp))
     return {"chosen": chosen, "metric": params.metric, "validation_queries": len(validation.queries.texts),
-            "candidates": scores, "seconds": seconds}
+            "candidates": scores, "seconds": seconds,
+            "guard": {"catalogs": {g: len(v.queries.texts) for g, v in guards.items()},
+                      "metrics": list(params.guard_metrics), "checked": checks}}
+
+
+def guard_arg(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PAIRS_FOLDER, not {text!r}")
+    return name, Path(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,12 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetuned", required=True, type=Path, help="the train stage's output folder")
     parser.add_argument("--out", required=True, type=Path, help="the chosen encoder (sentence-transformers folder)")
     parser.add_argument("--report", required=True, type=Path, help="select.json: every candidate's scores, the choice")
+    parser.add_argument("--guard", action="append", default=[], type=guard_arg, metavar="NAME=PAIRS",
+                        help="another catalog's pairs folder: the chosen encoder must not be worse than the base "
+                             "model on its validation pairs (repeatable; the --pairs folder itself is skipped)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     section = load_section("select", args.params)
     params = SelectParams(section["metric"], tuple(float(a) for a in section["wise_alphas"]),
-                          int(section["batch_size"]))
-    report = select(args.pairs, args.base, args.finetuned, params, args.out)
+                          int(section["batch_size"]), tuple(section["guard_metrics"]), section["bootstrap"])
+    report = select(args.pairs, args.base, args.finetuned, params, args.out, dict(args.guard))
     write_json(report, args.report)
     print(f"select: chose {report['chosen']} ({params.metric} {report['candidates'][report['chosen']][params.metric]})")
     return 0

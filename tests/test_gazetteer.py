@@ -47,9 +47,10 @@ def test_intents_follow_the_rules_in_order():
     assert g.extract("Martin Scorsese").intent == "recommend"  # a bare entity is a request
 
 
-def test_everyday_one_word_titles_are_not_matched():
+def test_everyday_one_word_titles_are_not_matched_but_the_model_may_still_write_them():
     assert gazetteer().extract("something up to date with heat").titles == ()
     assert gazetteer().title_items["Heat"] == ["6"]
+    assert {"Heat", "Up"} <= gazetteer().names()["titles"]  # "something like Heat" must not become "Hatari!"
 
 
 def test_mentions_keep_overlapping_names_and_names_are_the_canonical_ones():

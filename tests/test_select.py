@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -12,10 +13,12 @@ from pairs_slices import write_fashion_pairs
 from sentence_transformers import SentenceTransformer
 
 from pipelines import select
-from pipelines.select import best, interpolate
+from pipelines.select import choose, interpolate, not_worse, ranking
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
-PARAMS = {"select": {"metric": "fused_recall@10", "wise_alphas": [0.25, 0.5, 0.75], "batch_size": 16}}
+BOOTSTRAP = {"resamples": 2000, "confidence": 0.95, "seed": 42}
+PARAMS = {"select": {"metric": "fused_recall@10", "wise_alphas": [0.25, 0.5, 0.75], "batch_size": 16,
+                     "guard_metrics": ["dense_recall@10", "dense_mrr@10"], "bootstrap": BOOTSTRAP}}
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +43,29 @@ def test_interpolation_is_linear_in_alpha_and_keeps_integer_buffers(state):
         interpolate(state, {name: state[name]}, 0.5)
 
 
-def test_best_takes_the_highest_and_keeps_the_earliest_on_a_tie():
+def test_ranking_puts_the_highest_first_and_keeps_the_earliest_on_a_tie():
     scores = {"base": {"m": 0.5}, "finetuned": {"m": 0.7}, "wise@0.5": {"m": 0.7}}
-    assert best(scores, "m") == "finetuned"
-    assert best({"base": {"m": 0.5}, "finetuned": {"m": 0.5}}, "m") == "base"
+    assert ranking(scores, "m") == ["finetuned", "wise@0.5", "base"]
+    assert ranking({"base": {"m": 0.5}, "finetuned": {"m": 0.5}}, "m") == ["base", "finetuned"]
+
+
+def test_choice_skips_candidates_that_fail_the_guard_and_asks_only_as_far_as_needed():
+    scores = {"base": {"m": 0.5}, "finetuned": {"m": 0.8}, "wise@0.5": {"m": 0.7}, "wise@0.25": {"m": 0.6}}
+    asked = []
+    assert choose(scores, "m", lambda name: asked.append(name) or name != "finetuned") == "wise@0.5"
+    assert asked == ["finetuned", "wise@0.5"]
+    assert choose(scores, "m", lambda name: False) == "base"  # the base model needs no guard
+
+
+def test_not_worse_means_no_ci_of_the_difference_below_zero():
+    rng = np.random.default_rng(0)
+    base = {"r": rng.random(400), "mrr": rng.random(400)}
+    same = {"r": base["r"].copy(), "mrr": base["mrr"] + rng.normal(0, 0.01, 400)}
+    worse = {"r": base["r"] - 0.2, "mrr": base["mrr"]}
+    ok, diffs = not_worse(same, base, ["r", "mrr"], BOOTSTRAP)
+    assert ok and diffs["r"]["mean"] == 0 and diffs["mrr"]["ci_low"] < 0 < diffs["mrr"]["ci_high"]
+    ok, diffs = not_worse(worse, base, ["r", "mrr"], BOOTSTRAP)
+    assert not ok and diffs["r"]["ci_high"] < 0
 
 
 def noised(folder: Path, out: Path) -> Path:
@@ -57,12 +79,12 @@ def noised(folder: Path, out: Path) -> Path:
     return out
 
 
-def run_select(pairs_dir: Path, base: Path, tuned: Path, tmp_path: Path) -> dict:
+def run_select(pairs_dir: Path, base: Path, tuned: Path, tmp_path: Path, guards: tuple[str, ...] = ()) -> dict:
     tmp_path.mkdir()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     assert select.main(["--pairs", str(pairs_dir), "--base", str(base), "--finetuned", str(tuned),
                         "--out", str(tmp_path / "selected"), "--report", str(tmp_path / "select.json"),
-                        "--params", str(tmp_path / "params.yaml")]) == 0
+                        "--params", str(tmp_path / "params.yaml"), *(f"--guard={g}" for g in guards)]) == 0
     return json.loads((tmp_path / "select.json").read_text())
 
 
@@ -77,13 +99,23 @@ def test_selection_picks_the_better_candidate_on_a_constructed_case(tmp_path):
     chosen = SentenceTransformer(str(tmp_path / "a" / "selected"), device="cpu").state_dict()
     assert all(torch.equal(chosen[k], v) for k, v in SentenceTransformer(str(BASE), device="cpu").state_dict().items())
     # the other way round: the healthy model is the fine-tuned candidate, and it (or the mix nearest it) wins
-    report = run_select(pairs_dir, broken, BASE, tmp_path / "b")
+    # (guarded by another slice of reviews, "other"; the guard naming --pairs itself is skipped)
+    other = write_fashion_pairs(tmp_path / "other", rows=300)
+    report = run_select(pairs_dir, broken, BASE, tmp_path / "b", (f"self={pairs_dir}", f"other={other}"))
     assert report["chosen"] in {"finetuned", "wise@0.75"}
     assert report["candidates"][report["chosen"]]["fused_recall@10"] > report["candidates"]["base"]["fused_recall@10"]
+    assert list(report["guard"]["catalogs"]) == ["other"] and report["guard"]["checked"][report["chosen"]]["passed"]
+    differences = report["guard"]["checked"][report["chosen"]]["difference_vs_base"]["other"]
+    assert differences["dense_recall@10"]["mean"] > 0  # the healthy model beats the broken one out of domain too
 
 
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="select.metric must be one of"):
-        select.SelectParams("recall@10", (0.5,), 8)
+        select.SelectParams("recall@10", (0.5,), 8, (), BOOTSTRAP)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        select.SelectParams("dense_recall@10", (1.0,), 8)
+        select.SelectParams("dense_recall@10", (1.0,), 8, (), BOOTSTRAP)
+    with pytest.raises(ValueError, match="select.guard_metrics must be one of"):
+        select.SelectParams("dense_recall@10", (0.5,), 8, ("recall@10",), BOOTSTRAP)
+    with pytest.raises(SystemExit):
+        select.main(["--pairs", "p", "--base", "b", "--finetuned", "f", "--out", "o", "--report", "r",
+                     "--guard", "no-equals-sign"])

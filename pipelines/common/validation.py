@@ -56,8 +56,8 @@ class Validation:
         return cls(queries, docs["item_id"].to_pylist(), documents,
                    np.stack([bm25_scores(bm25, text) for text in queries.texts]))
 
-    def score(self, model: Any, batch_size: int) -> dict[str, float]:
-        """Every metric of NAMES for one sentence-transformers model."""
+    def per_query(self, model: Any, batch_size: int) -> dict[str, np.ndarray]:
+        """Every metric of NAMES for one sentence-transformers model, query by query (in `queries` order)."""
         encode = lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True,  # noqa: E731
                                             convert_to_numpy=True, show_progress_bar=False)
         dense = encode(self.queries.texts) @ encode(self.documents).T
@@ -72,8 +72,12 @@ class Validation:
         out = {}
         for system, rankings in ranked.items():
             values = per_query(self.queries.rankings(rankings, K), self.queries.relevance, METRICS)
-            out |= {f"{system}_{metric}": round(float(v.mean()), 6) for metric, v in values.items()}
+            out |= {f"{system}_{metric}": v for metric, v in values.items()}
         return out
+
+    def score(self, model: Any, batch_size: int) -> dict[str, float]:
+        """Every metric of NAMES for one sentence-transformers model: the means over queries."""
+        return {name: round(float(v.mean()), 6) for name, v in self.per_query(model, batch_size).items()}
 
 
 class ValidationEvaluator(SentenceEvaluator):

@@ -41,11 +41,14 @@ class Gazetteer:
         return cls(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def names(self) -> dict[str, set[str]]:
-        """The canonical names of each field: what the entity-constrained intent model may write."""
+        """The canonical names of each field: what the entity-constrained intent model may write. Every
+        title, the everyday-word ones the gazetteer does not match ("Heat") included: the model reads
+        them in context, and a title missing here can only come out as another one ("Hatari!")."""
         found: dict[str, set[str]] = {name: set() for name in FIELDS}
         for matches in self.surfaces.values():
             for name, canonical in matches:
                 found[name].add(canonical)
+        found["titles"] |= set(self.title_items)
         return found
 
     def mentions(self, text: str) -> dict[str, set[str]]:
