@@ -61,6 +61,17 @@ def test_each_bad_jsonl_line_is_quarantined_with_line_field_and_reason(tmp_path)
     assert set(rows.rejected["source"].to_pylist()) == {"items/read"}
 
 
+def test_a_line_not_utf8_only_in_a_field_not_read_is_quarantined(tmp_path):
+    """msgspec skips the fields it does not read without decoding them: the UTF-8 check is the reader's."""
+    good = json.dumps(GOOD).encode()
+    lines = [good, good[:-1] + b', "other": "caf\xe9"}', b"\r", good + b"\r", good[:-1] + b', "x": "\xff"}']
+    (tmp_path / "rows.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    rows = read(tmp_path / "rows.jsonl", "rows.jsonl", FIELDS, "items")
+    assert rows.frame["row_ref"].to_list() == ["rows.jsonl:1", "rows.jsonl:4"]
+    assert [(ref, reason) for ref, _, reason in quarantined(rows)] == [
+        ("rows.jsonl:2", "not_utf8: byte 0xe9 at column 75"), ("rows.jsonl:5", "not_utf8: byte 0xff at column 68")]
+
+
 @pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
 def test_empty_jsonl_is_an_error_naming_the_file(tmp_path, content):
     (tmp_path / "empty.jsonl").write_bytes(content)

@@ -58,7 +58,7 @@ class Output:
     def close(self) -> dict[str, int]:
         """Finish every file (empty ones too); returns rows per file."""
         for name, schema in (("items.parquet", ITEMS), ("interactions.parquet", INTERACTIONS)):
-            self.write(name, schema.empty_table())
+            self.write(name, pa.Table.from_batches([], schema))  # not schema.empty_table(): it imports pandas
         for writer in self.writers.values():
             writer.close()
         self.writers = {}

@@ -33,6 +33,7 @@ from pipelines.catalogs import splits
 from pipelines.catalogs.readers import check_not_empty, local_open
 from pipelines.catalogs.source import Items, Plan, Stream, duplicates, quarantine_frame, titled
 from pipelines.catalogs.streams import read_mapped
+from pipelines.ingest import langid
 from pipelines.ingest.filters import ORDER, REASONS, STEPS, TOKEN_PATTERN, WRONG_LANGUAGE, Rules, languages
 from pipelines.ingest.output import Output, interaction_rows, item_rows
 from pipelines.ingest.output import whole_items as checked_whole_items
@@ -55,7 +56,9 @@ def row_rules(rows: pl.DataFrame, known_items: pl.Series, rules: Rules) -> pl.Da
     frame = rows.with_columns(_tokens=tokens, _known=known).with_columns(
         _step=pl.coalesce(pl.when(hit).then(pl.lit(step)) for step, hit in failed))
     asked = frame.select(ALIVE & (pl.col("_tokens") > 0)).to_series()
-    texts = frame.filter(asked).select(pl.concat_str("summary", "text", separator=" ", ignore_nulls=True)).to_series()
+    # Cut to what CLD2 reads before the texts become Python strings.
+    texts = frame.filter(asked).select(pl.concat_str("summary", "text", separator=" ", ignore_nulls=True)
+                                       .str.slice(0, langid.PREFIX)).to_series()
     detected = pl.Series("_lang", [None] * frame.height, pl.String).scatter(
         asked.arg_true(), pl.Series(languages(texts.to_list()), dtype=pl.String))
     wrong = ALIVE & (pl.col("_lang") != rules.language)
