@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 
 from pipelines.common.atomic import write_json
 from pipelines.common.bootstrap import paired_difference, resample_weights
-from pipelines.common.metrics import per_query
+from pipelines.common.metrics import parse_metric, per_query
 from pipelines.common.params import load_section
 from pipelines.common.queries import QuerySet, Rankings
 from pipelines.common.schemas import DOCUMENTS, conform
 from pipelines.eval_report import cell, write_text
-from pipelines.evaluate import exact_rankings, flat_interval
+from pipelines.evaluate import exact_rankings, flat_interval, st_vectors
 
 
 def read_run(path: Path, qids: Sequence[str]) -> Rankings:
@@ -63,11 +63,10 @@ def guard(encoder: Path, documents: Path, runs: Path, name: str, params: Mapping
     docs = conform(pq.read_table(documents), DOCUMENTS, str(documents))
     ids, texts = docs["item_id"].to_pylist(), docs["document"].to_pylist()
     model = SentenceTransformer(str(encoder), device="cpu")
-    encode = lambda values: model.encode(list(values), batch_size=int(params["batch_size"]),  # noqa: E731
-                                         normalize_embeddings=True, convert_to_numpy=True)
+    batch = int(params["batch_size"])
     names = list(params["metrics"])
-    k = max(int(metric.split("@")[1]) for metric in names)
-    selected = exact_rankings(encode(texts), ids, encode(queries.texts), k)
+    k = max(parse_metric(metric)[1] for metric in names)
+    selected = exact_rankings(st_vectors(model, texts, batch), ids, st_vectors(model, queries.texts, batch), k)
     base = read_run(runs / f"{name}.zero_shot.trec", qids)
     scores = {system: per_query(ranked, queries.relevance, names) for system, ranked in
               (("selected", selected), ("zero_shot", base))}

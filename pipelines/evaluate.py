@@ -97,16 +97,20 @@ def model_rankings(folders: Mapping[str, Path], corpus: Corpus, sets: Mapping[st
     row_of = {item: row for row, item in enumerate(corpus.ids)}
     for system, folder in folders.items():
         model = SentenceTransformer(str(folder), device="cpu")
-        encode = lambda texts: model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,  # noqa: E731
-                                            convert_to_numpy=True, show_progress_bar=None).astype(np.float32)
-        doc_vectors = encode(corpus.texts)
+        doc_vectors = st_vectors(model, corpus.texts, batch_size)
         out[system] = {}
         for name, queries in sets.items():
-            query_vectors = encode(queries.texts)
+            query_vectors = st_vectors(model, queries.texts, batch_size)
             out[system][name] = exact_rankings(doc_vectors, corpus.ids, query_vectors, queries.fetch_k(k))
             if system not in cosine:
                 cosine[system] = relevant_cosine(query_vectors, doc_vectors, row_of, queries, seed)
     return out, cosine
+
+
+def st_vectors(model: Any, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """L2-normalised float32 embeddings of `texts` by a sentence-transformers model."""
+    return model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=None).astype(np.float32)
 
 
 def relevant_cosine(query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_row: dict[str, int],

@@ -28,6 +28,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from pipelines.common.atomic import atomic_dir, atomic_path, write_parquet
 from pipelines.common.params import load_section
 
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     sources = load_section("fetch", args.params)[args.group]
-    for source in sources:
+    for source in tqdm(sources, desc=f"fetch {args.group}", unit="wheel", disable=None):
         for path in fetch_source(source, args.out):
             print(f"fetched {path}")
     return 0

@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pipelines.common.atomic import atomic_dir, write_csv, write_json
 from pipelines.common.params import load_section
@@ -108,10 +109,11 @@ def build_shards(folder: Path, documents: Path, embeddings: Path, items: Path, s
     jobs = [ShardJob(str(folder), shard, settings.shards, str(documents), str(embeddings), str(items),
                      settings.m, settings.ef_construction, threads) for shard in range(settings.shards)]
     if workers == 1:
-        return [build_shard(job) for job in jobs]
+        return [build_shard(job) for job in tqdm(jobs, desc="index shards", unit="shard", disable=None)]
     # spawn: a forked child would inherit the parent's OpenMP state, which can deadlock FAISS
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(build_shard, jobs))
+        return list(tqdm(pool.map(build_shard, jobs), total=len(jobs), desc="index shards", unit="shard",
+                         disable=None))
 
 
 def ann_recall(found_scores: np.ndarray, exact_scores: np.ndarray, tolerance: float = 1e-5) -> float:
@@ -136,7 +138,7 @@ def recall_curve(index: ShardedIndex, query_sets: dict[str, np.ndarray],
     key = f"recall_at_{settings.tune_k}"
     exact = {name: index.search(vectors, settings.tune_k, exact=True).scores for name, vectors in query_sets.items()}
     curve = []
-    for ef in settings.ef_search_grid:
+    for ef in tqdm(settings.ef_search_grid, desc="tune efSearch", unit="ef", disable=None):
         tuned = index.with_ef_search(ef)
         point: dict[str, float] = {"ef_search": ef}
         start = time.perf_counter()

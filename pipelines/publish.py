@@ -1,14 +1,20 @@
 """publish stage: package a catalog's index as a versioned snapshot and move LATEST to it.
 
-    semrec publish --catalog fashion --root published ...        # build, gate, upload, swap, prune
+    semrec publish --catalog fashion --root published ...        # build, gate, upload, swap, prune, gc
     semrec publish rollback --to 20260101T000000000000Z-ab12cd34 --catalog fashion --root published
+    semrec publish gc --catalog fashion --root published --grace-hours 24   # crash debris only
 
 A snapshot `<root>/<catalog>/<id>/` holds the index shards, the INT8 encoder, the BM25 index, the
-evaluation metrics and `manifest.json` (uploaded last). LATEST then moves by compare-and-swap, so of
-two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
+evaluation metrics, with --intent the folder `Reader.ask` reads (movies: `intent/`), and
+`manifest.json` (uploaded last; every other file's sha256). LATEST then moves by compare-and-swap, so
+of two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
 quality gate refuses a snapshot whose gate metric is below the live one's by more than the
 tolerance, unless --force. `<root>` is any fsspec URL; S3 credentials and endpoint come from the
-environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never from params.
+environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never from params. Rollback, retention and
+gc live in pipelines/lifecycle.py.
+
+LATEST moves only when `publish.enabled` is true and the stage is not running under `dvc exp run`
+(DVC sets DVC_EXP_NAME there): an experiment builds and reports its snapshot but never goes live.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -27,16 +34,20 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
 from pipelines.common.shipped import bm25_in_index_order
+from pipelines.lifecycle import STAGING_PREFIX, gc, gc_staging, prune, rollback
 from serving.bm25 import save_bm25
+from serving.conversation.ask import Conversation
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, EncoderConfig, model_file
+from serving.errors import name_argument
 from serving.fusion import Fusion
-from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, describe_folder
+from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, describe_folder
 from serving.shards import ShardedIndex
-from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR
+from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR
 from serving.store import Pointer, PointerConflict, Store
 
 log = logging.getLogger("semrec.publish")
@@ -112,13 +123,16 @@ def write_manifest(folder: Path, catalog: str, fields: dict[str, Any]) -> Manife
 
 
 def upload(store: Store, folder: Path, manifest: Manifest) -> None:
-    """Copy every listed file, then the manifest last: a snapshot without a manifest is incomplete."""
+    """Copy every listed file, then the manifest last: a snapshot without a manifest is incomplete.
+    On a local folder the files reach the disk before the manifest, and the manifest before LATEST."""
     catalog, snapshot_id = manifest.catalog, manifest.snapshot_id
     if store.exists(catalog, snapshot_id, MANIFEST_NAME):
         raise FileExistsError(f"{store.url}/{catalog}/{snapshot_id} is already published")
-    for entry in manifest.files:
+    for entry in tqdm(manifest.files, desc=f"upload {snapshot_id}", unit="file", disable=None):
         store.put_file(folder / entry.path, catalog, snapshot_id, entry.path)
+    store.make_durable(catalog, snapshot_id)
     store.put_file(folder / MANIFEST_NAME, catalog, snapshot_id, MANIFEST_NAME)
+    store.make_durable(catalog, snapshot_id, MANIFEST_NAME)
 
 
 def live_metrics(store: Store, catalog: str, live: Pointer | None) -> dict[str, Any] | None:
@@ -143,34 +157,6 @@ def publish_folder(store: Store, folder: Path, manifest: Manifest, gate: Gate, f
     return figures
 
 
-def prune(store: Store, catalog: str, keep: int) -> list[str]:
-    """Delete all but the newest `keep` complete snapshots; never the live one, never incomplete ones."""
-    if keep < 1:
-        raise ValueError(f"keep must be >= 1, not {keep}")
-    live = store.latest(catalog)
-    doomed = [s for s in store.snapshots(catalog)[:-keep] if live is None or s != live.snapshot_id]
-    for snapshot_id in doomed:
-        store.delete_snapshot(catalog, snapshot_id)
-        log.info("retention: deleted %s/%s/%s", store.url, catalog, snapshot_id)
-    return doomed
-
-
-def rollback(store: Store, catalog: str, to: str) -> Pointer | None:
-    """Point LATEST back at an existing complete snapshot; returns the pointer it replaced."""
-    check_name(to, "snapshot id")
-    if to not in store.snapshots(catalog):
-        raise ManifestError(f"{store.url}/{catalog}/{to}: no complete snapshot to roll back to "
-                            f"(have: {', '.join(store.snapshots(catalog)) or 'none'})")
-    manifest = Manifest.from_json(store.read(catalog, to, MANIFEST_NAME), f"{store.url}/{catalog}/{to}")
-    sizes = store.file_sizes(catalog, to)
-    for entry in manifest.files:
-        if sizes.get(entry.path) != entry.bytes:
-            raise ManifestError(f"{store.url}/{catalog}/{to}: {entry.path} is missing or not {entry.bytes} bytes")
-    live = store.latest(catalog)
-    store.swap_latest(catalog, to, live)
-    return live
-
-
 def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str, str], metrics: Path) -> ShardedIndex:
     """Lay out a snapshot in `folder`: index, INT8 encoder, BM25 over the documents in shard order, metrics."""
     shutil.copytree(index_dir, folder / INDEX_DIR)
@@ -181,6 +167,16 @@ def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str,
     index = ShardedIndex.open(folder / INDEX_DIR)
     save_bm25(bm25_in_index_order(index, documents, str(index_dir)), folder / BM25_DIR)
     return index
+
+
+def stage_intent(source: Path, folder: Path) -> str:
+    """Copy the intent stage's folder into the snapshot as intent/, and check that `ask` can load it;
+    returns the extractor it serves."""
+    shutil.copytree(source, folder / INTENT_DIR)
+    try:
+        return Conversation.load(folder / INTENT_DIR).kind
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"--intent {source}: not an intent folder `ask` can load ({err})") from err
 
 
 def read_fusion(path: Path) -> tuple[Fusion, dict[str, Any]]:
@@ -198,46 +194,77 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
     gate = Gate(tuple(params["gate"]["metric"]), float(params["gate"]["tolerance"]))
     documents = pq.read_table(args.documents, columns=["item_id", "document"])
     fusion, chosen_on = read_fusion(args.fusion)
-    with tempfile.TemporaryDirectory(prefix="semrec-publish-") as tmp:
+    enabled, why_not = publishing_enabled(params)
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as tmp:
         folder = Path(tmp) / "snapshot"
         folder.mkdir()
         index = stage(folder, args.index, args.encoder,
                       dict(zip(documents.column("item_id").to_pylist(), documents.column("document").to_pylist())),
                       args.metrics)
+        extractor = stage_intent(args.intent, folder) if args.intent else None
         encoder = EncoderConfig.read(folder / ENCODER_DIR)
         manifest = write_manifest(folder, args.catalog, {
             **source_revision(), "embedding_model": encoder.model, "dim": index.dim,
             "metric": index.manifest.metric, "ef_search": index.manifest.ef_search,
             "fusion": fusion, "extra": {"fusion": chosen_on}})
-        gate_figures = publish_folder(store, folder, manifest, gate, args.force)
-    pruned = prune(store, args.catalog, int(params["keep"]))
-    return {"snapshot_id": manifest.snapshot_id, "root": store.url, "items": len(index),
-            "files": len(manifest.files), "bytes": sum(f.bytes for f in manifest.files),
-            "gate": gate_figures, "fusion": asdict(fusion), "pruned": pruned}
+        report = {"published": enabled, "snapshot_id": manifest.snapshot_id, "root": store.url,
+                  "items": len(index), "files": len(manifest.files),
+                  "bytes": sum(f.bytes for f in manifest.files), "fusion": asdict(fusion),
+                  "ask_extractor": extractor}
+        if not enabled:
+            log.warning("not published: %s", why_not)
+            return {**report, "not_published_because": why_not}
+        report["gate"] = publish_folder(store, folder, manifest, gate, args.force)
+    return {**report, **housekeeping(store, args.catalog, params)}
+
+
+def publishing_enabled(params: dict[str, Any]) -> tuple[bool, str]:
+    """(may this run move LATEST, why not). Never under `dvc exp run`, which sets DVC_EXP_NAME."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return False, (f"running under `dvc exp run` (experiment {os.environ['DVC_EXP_NAME']}): experiments "
+                       "never move LATEST; `dvc exp apply` it, then `dvc repro publish`")
+    if not params["enabled"]:
+        return False, "params publish.enabled is false"
+    return True, ""
+
+
+def housekeeping(store: Store, catalog: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Retention, then crash debris. Runs after LATEST moved, so the publish stands whatever happens here."""
+    grace_s = float(params["gc_grace_hours"]) * 3600
+    try:
+        return {"pruned": prune(store, catalog, int(params["keep"])), "gc": gc(store, catalog, grace_s),
+                "gc_staging": [str(p) for p in gc_staging(grace_s)]}
+    except Exception as err:  # noqa: BLE001 - a retention failure must not turn a done publish into exit 1
+        log.warning("%s/%s: retention or gc failed, the publish stands: %s", store.url, catalog, err)
+        return {"housekeeping_error": f"{type(err).__name__}: {err}"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="semrec publish", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--catalog", required=True)
+    command = argv[0] if argv[:1] in (["rollback"], ["gc"]) else "publish"
+    parser = argparse.ArgumentParser(prog="semrec publish" + ("" if command == "publish" else f" {command}"),
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", required=True, type=name_argument)
     parser.add_argument("--root", help="fsspec URL of the published tree (default: params publish.root)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    if argv[:1] == ["rollback"]:
-        parser.prog = "semrec publish rollback"
-        parser.add_argument("--to", required=True, help="the snapshot id LATEST should point to")
-        args = parser.parse_args(argv[1:])
-        args.command = "rollback"
-        return args
-    parser.add_argument("--index", type=Path, required=True, help="the index stage's folder")
-    parser.add_argument("--encoder", type=Path, required=True, help="folder with model_int8.onnx, tokenizer.json")
-    parser.add_argument("--documents", type=Path, required=True, help="documents.parquet (item_id, document)")
-    parser.add_argument("--fusion", type=Path, required=True,
-                        help="the fusion stage's fusion.json: the default search method and weight")
-    parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics.json")
-    parser.add_argument("--report", type=Path, help="write what was published here (JSON, DVC metrics)")
-    parser.add_argument("--force", action="store_true", help="publish even if the quality gate refuses")
-    args = parser.parse_args(argv)
-    args.command = "publish"
+    if command == "rollback":
+        parser.add_argument("--to", required=True, type=name_argument, help="the snapshot id LATEST should point to")
+    elif command == "gc":
+        parser.add_argument("--grace-hours", type=float, help="only debris older than this (default: params "
+                            "publish.gc_grace_hours)")
+    else:
+        parser.add_argument("--index", type=Path, required=True, help="the index stage's folder")
+        parser.add_argument("--encoder", type=Path, required=True,
+                            help="folder with model_int8.onnx, tokenizer.json")
+        parser.add_argument("--documents", type=Path, required=True, help="documents.parquet (item_id, document)")
+        parser.add_argument("--fusion", type=Path, required=True,
+                            help="the fusion stage's fusion.json: the default search method and weight")
+        parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics.json")
+        parser.add_argument("--intent", type=Path,
+                            help="the intent stage's folder (movies): shipped as intent/, so the snapshot answers ask")
+        parser.add_argument("--report", type=Path, help="write what was published here (JSON, DVC metrics)")
+        parser.add_argument("--force", action="store_true", help="publish even if the quality gate refuses")
+    args = parser.parse_args(argv if command == "publish" else argv[1:])
+    args.command = command
     return args
 
 
@@ -246,18 +273,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     params = load_section("publish", args.params)
     args.root = args.root or params["root"]
-    check_name(args.catalog, "catalog")
     try:
         if args.command == "rollback":
             replaced = rollback(Store(args.root), args.catalog, args.to)
-            print(f"{args.root}/{args.catalog}/LATEST: {replaced.snapshot_id if replaced else 'none'} -> {args.to}")
+            print(f"{args.root}/{args.catalog}/LATEST: {replaced.snapshot_id} -> {args.to}")
+            return 0
+        if args.command == "gc":
+            grace_s = 3600 * (params["gc_grace_hours"] if args.grace_hours is None else args.grace_hours)
+            deleted = gc(Store(args.root), args.catalog, grace_s) + [str(p) for p in gc_staging(grace_s)]
+            print(f"{args.root}/{args.catalog}: deleted {len(deleted)} piece(s) of crash debris"
+                  + "".join(f"\n  {name}" for name in deleted))
             return 0
         report = publish(args, params)
-    except (GateRefused, PointerConflict, ManifestError) as err:
+    except (GateRefused, PointerConflict) as err:
         print(f"semrec publish: {err}", file=sys.stderr)
         return 1
     if args.report:
         write_json(report, args.report)
-    print(f"published {report['root']}/{args.catalog}/{report['snapshot_id']} ({report['items']} items, "
+    verb = "published" if report["published"] else "built, NOT published,"
+    print(f"{verb} {report['root']}/{args.catalog}/{report['snapshot_id']} ({report['items']} items, "
           f"search: {Fusion(**report['fusion']).name()})")
     return 0

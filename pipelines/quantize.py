@@ -26,6 +26,7 @@ import onnx
 import pyarrow.parquet as pq
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from sentence_transformers import SentenceTransformer
+from tqdm import tqdm
 
 from pipelines.common.atomic import atomic_dir, write_json
 from pipelines.common.params import load_section
@@ -114,14 +115,17 @@ def quantize(model_dir: Path, pairs_dir: Path, out: Path, params: QuantizeParams
     model = SentenceTransformer(str(model_dir), device="cpu")
     architecture = model[0].model.config.model_type
     texts = held_out_texts(pairs_dir, params.parity_texts)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, tqdm(total=3, desc="quantize", unit="step", disable=None) as steps:
         fp32_path, int8_path = tmp / model_file("fp32"), tmp / model_file("int8")
         export_onnx(model, fp32_path)
         save_tokenizer(model, tmp / TOKENIZER_FILE)
         write_json(encoder_config(model, str(model_dir)).to_json(), tmp / CONFIG_FILE)
+        steps.update()
         kept = matmuls_matching(fp32_path, params.keep_fp32.get(architecture, []))
         quantize_int8(fp32_path, int8_path, kept)
+        steps.update()
         figures = parity(model, tmp, texts)
+        steps.update()
         check(figures, params)
         sizes = {"model_fp32_bytes": fp32_path.stat().st_size, "model_int8_bytes": int8_path.stat().st_size}
     return {"model": str(model_dir), "architecture": architecture, "weights": "int8 per channel",

@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from serving.cache import VERIFY_MODES
+from serving.errors import NotFound, name_argument
 from serving.filters import FilterError, Filters
 from serving.hits import Hit
 from serving.reader import LATEST, Reader
@@ -52,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--similar-to", metavar="ITEM_ID", help="items like this one instead of a text query")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--root", default="published", help="fsspec URL of the published tree")
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--version", default=LATEST, help="a snapshot id, or 'latest'")
+    parser.add_argument("--catalog", required=True, type=name_argument)
+    parser.add_argument("--version", default=LATEST, type=name_argument, help="a snapshot id, or 'latest'")
     parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
+    parser.add_argument("--verify", choices=VERIFY_MODES, default="size",
+                        help="how a snapshot already cached is checked on open (sha256: re-hash every file)")
     parser.add_argument("--mode", choices=MODES, help="dense, hybrid or rrf (default: the snapshot's fusion, chosen "
                         "on validation when it was published)")
     parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
@@ -69,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         filters = parse_filters(args.filter)
     except FilterError as err:
         parser.error(str(err))
-    reader = Reader.open(args.root, args.catalog, args.version, args.cache)
+    reader = Reader.open(args.root, args.catalog, args.version, args.cache, verify=args.verify)
     if args.similar_to is not None:
-        hits = reader.more_like(args.similar_to, args.k, filters)
+        try:
+            hits = reader.more_like(args.similar_to, args.k, filters)
+        except KeyError:
+            raise NotFound(f"no item {args.similar_to!r} in {args.catalog} snapshot {reader.manifest.snapshot_id} "
+                           "(a text query prints item ids in [brackets])") from None
     else:
         hits = reader.search(args.text, args.k, filters, args.mode)
     if args.json:

@@ -18,8 +18,8 @@ from serving.fusion import Fusion
 
 FORMAT_VERSION = 2  # 2: `fusion` (method, bm25_weight, rrf_k) replaced 1's `bm25_weight`; 1 still reads
 MANIFEST_NAME = "manifest.json"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: `$` would let "name\n" through
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
@@ -98,13 +98,13 @@ class Manifest:
             seen.add(entry.path)
             if not isinstance(entry.bytes, int) or entry.bytes < 0:
                 raise ManifestError(f"{source}: file {entry.path!r}: bad byte size {entry.bytes!r}")
-            if not isinstance(entry.sha256, str) or not _SHA256.match(entry.sha256):
+            if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256):
                 raise ManifestError(f"{source}: file {entry.path!r}: bad sha256 {entry.sha256!r}")
 
 
 def check_name(name: object, what: str) -> str:
     """A catalog or snapshot id: one safe path component."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
         raise ManifestError(f"{what} {name!r} is not a safe name ([A-Za-z0-9._-], no leading dot)")
     return name
 

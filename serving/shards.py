@@ -31,6 +31,8 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
+from serving.manifest import check_name
+
 FORMAT = "semrec-shards/1"
 MANIFEST_FILE = "index.json"
 ID_MAP_FILE = "ids.arrow"
@@ -109,8 +111,13 @@ class Manifest:
         extra = body.pop("extra")
         return {**extra, **body}
 
+    def files(self) -> list[str]:
+        """Every file this index reads, relative to its folder."""
+        return [self.id_map, *(name for shard in self.shards for name in (shard.index, shard.metadata))]
+
     @classmethod
     def from_json(cls, raw: dict[str, Any], source: str = MANIFEST_FILE) -> Manifest:
+        """Parse and check; every file named must be a plain name inside the index folder (ManifestError)."""
         if raw.get("format") != FORMAT:
             raise ValueError(f"{source}: format {raw.get('format')!r}, this reader reads {FORMAT!r}")
         if raw.get("metric") != METRIC:
@@ -119,12 +126,15 @@ class Manifest:
         try:
             shards = tuple(ShardEntry(str(s["index"]), str(s["metadata"]), int(s["count"]))
                            for s in raw["shards"])
-            return cls(dim=int(raw["dim"]), count=int(raw["count"]), ef_search=int(raw["ef_search"]),
-                       m=int(raw["m"]), ef_construction=int(raw["ef_construction"]), shards=shards,
-                       metric=raw["metric"], id_map=str(raw["id_map"]), format=raw["format"],
-                       extra={k: v for k, v in raw.items() if k not in known})
+            manifest = cls(dim=int(raw["dim"]), count=int(raw["count"]), ef_search=int(raw["ef_search"]),
+                           m=int(raw["m"]), ef_construction=int(raw["ef_construction"]), shards=shards,
+                           metric=raw["metric"], id_map=str(raw["id_map"]), format=raw["format"],
+                           extra={k: v for k, v in raw.items() if k not in known})
         except KeyError as err:
             raise ValueError(f"{source}: missing key {err}") from err
+        for name in manifest.files():  # no `..`, no `/`, no absolute path: nothing outside the folder
+            check_name(name, f"{source}: file")
+        return manifest
 
     @classmethod
     def read(cls, folder: str | Path) -> Manifest:
@@ -256,9 +266,10 @@ class ShardedIndex:
         self.shards = shards
 
     @classmethod
-    def open(cls, folder: str | Path) -> ShardedIndex:
+    def open(cls, folder: str | Path, manifest: Manifest | None = None) -> ShardedIndex:
+        """Open `folder`, memory-mapped; `manifest`: its index.json, when the caller has read and checked it."""
         folder = Path(folder)
-        manifest = Manifest.read(folder)
+        manifest = manifest or Manifest.read(folder)
         shards = []
         for entry in manifest.shards:
             index = faiss.read_index(str(folder / entry.index), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)

@@ -30,6 +30,7 @@ from serving.fusion import METHODS, Fusion, Method, candidate_count, fuse
 from serving.hits import Hit, hits_from
 from serving.manifest import Manifest
 from serving.shards import Hits, ShardedIndex
+from serving.shards import Manifest as IndexManifest
 
 Mode = Method
 MODES = METHODS
@@ -61,8 +62,11 @@ class Snapshot:
     @classmethod
     def open(cls, folder: str | Path, manifest: Manifest, threads: int | None = None) -> Snapshot:
         folder = Path(folder)
+        index = IndexManifest.read(folder / INDEX_DIR)
+        for name in index.files():  # only what the snapshot manifest vouches for (ManifestError otherwise)
+            manifest.file(f"{INDEX_DIR}/{name}")
         conversation = Conversation.load(folder / INTENT_DIR) if (folder / INTENT_DIR).is_dir() else None
-        return cls(ShardedIndex.open(folder / INDEX_DIR), Encoder.load(folder / ENCODER_DIR, "int8", threads),
+        return cls(ShardedIndex.open(folder / INDEX_DIR, index), Encoder.load(folder / ENCODER_DIR, "int8", threads),
                    load_bm25(folder / BM25_DIR), manifest.fusion, manifest, conversation)
 
     @property

@@ -6,19 +6,24 @@ compare-and-swap, so of two concurrent publishers exactly one wins:
 - S3: a conditional PUT (`If-None-Match: *` to create, `If-Match: <etag>` to replace);
 - a local folder: an flock-guarded read-compare-replace (os.replace is atomic).
 S3 endpoint and credentials come from the environment / standard AWS chain (AWS_ENDPOINT_URL, ...).
+On a local folder every file and folder is fsynced before LATEST moves (`make_durable`), so a power
+cut cannot leave LATEST naming a snapshot whose files never reached the disk.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import fsspec
 
-from serving.manifest import MANIFEST_NAME, ManifestError, check_name
+from serving.errors import NotFound
+from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name
 
 POINTER_NAME = "LATEST"
 _LOCAL = {"file", "local"}
@@ -55,8 +60,49 @@ class Store:
     def get_file(self, local: str | Path, *parts: str) -> None:
         self.fs.get_file(self.path(*parts), str(local))
 
+    def put_bytes(self, data: bytes, *parts: str) -> None:
+        """Write a small file whole: on a local folder through a temp file and rename, never half."""
+        target = self.path(*parts)
+        if not self.is_local:
+            self.fs.pipe_file(target, data)
+            return
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        _write_whole(Path(target), data)
+
     def read(self, *parts: str) -> bytes:
         return self.fs.cat_file(self.path(*parts))
+
+    def sha256(self, *parts: str) -> str:
+        """The sha256 of a stored file, streamed (never held in memory whole)."""
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+    def manifest(self, catalog: str, snapshot_id: str) -> tuple[Manifest, bytes]:
+        """A snapshot's parsed manifest and its raw bytes; NotFound when it has none (absent or incomplete)."""
+        source = f"{self.url}/{catalog}/{snapshot_id}/{MANIFEST_NAME}"
+        try:
+            raw = self.read(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id"), MANIFEST_NAME)
+        except FileNotFoundError:
+            raise NotFound(f"{source}: no such snapshot (or it is incomplete)") from None
+        manifest = Manifest.from_json(raw, source)
+        if (manifest.catalog, manifest.snapshot_id) != (catalog, snapshot_id):
+            raise ManifestError(f"{source}: describes {manifest.catalog}/{manifest.snapshot_id}")
+        return manifest, raw
+
+    def verify(self, catalog: str, snapshot_id: str) -> Manifest:
+        """Check every file of a stored snapshot against its manifest (size, then sha256); ManifestError
+        naming the first that differs or is missing."""
+        manifest, _ = self.manifest(catalog, snapshot_id)
+        sizes = self.file_sizes(catalog, snapshot_id)
+        where = f"{self.url}/{catalog}/{snapshot_id}"
+        for entry in manifest.files:
+            if sizes.get(entry.path) != entry.bytes:
+                raise ManifestError(f"{where}: {entry.path} is missing or not {entry.bytes} bytes")
+            actual = self.sha256(catalog, snapshot_id, entry.path)
+            if actual != entry.sha256:
+                raise ManifestError(f"{where}: {entry.path}: sha256 {actual} does not match the manifest's "
+                                    f"{entry.sha256}")
+        return manifest
 
     def exists(self, *parts: str) -> bool:
         self.fs.invalidate_cache(self.path(*parts))
@@ -73,15 +119,57 @@ class Store:
 
     def file_sizes(self, catalog: str, snapshot_id: str) -> dict[str, int]:
         """Byte size of every file under a snapshot, by path relative to the snapshot folder."""
-        folder = self.path(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id"))
+        found = self._files_under(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id"))
+        return {name: int(info["size"]) for name, info in found.items()}
+
+    def _files_under(self, *parts: str) -> dict[str, dict]:
+        """Every file under a folder (listed afresh), by path relative to it, with fsspec's info."""
+        folder = self.path(*parts)
         self.fs.invalidate_cache(folder)
-        found = self.fs.find(folder, detail=True)
         prefix = self.fs._strip_protocol(folder).rstrip("/") + "/"
-        return {name[len(prefix):]: int(info["size"]) for name, info in found.items() if name.startswith(prefix)}
+        return {name[len(prefix):]: info for name, info in self.fs.find(folder, detail=True).items()
+                if name.startswith(prefix)}
 
     def delete_snapshot(self, catalog: str, snapshot_id: str) -> None:
-        self.fs.rm(self.path(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id")),
-                   recursive=True)
+        """Delete a snapshot folder. What another process deletes at the same time counts as deleted."""
+        self.delete(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id"))
+
+    def delete(self, *parts: str) -> None:
+        """Delete a file or a folder tree; already gone (or going, under a concurrent delete) is success."""
+        path = self.path(*parts)
+        for _ in range(3):  # a concurrent delete can remove entries under our feet: go round again
+            self.fs.invalidate_cache(path)
+            try:
+                self.fs.rm(path, recursive=True)
+                return
+            except FileNotFoundError:
+                self.fs.invalidate_cache(path)
+                if not self.fs.exists(path):
+                    return
+        self.fs.rm(path, recursive=True)
+
+    def entries(self, catalog: str) -> dict[str, float]:
+        """Every name directly under `<root>/<catalog>/` with its newest modification time (epoch s);
+        a folder's time is that of the newest file inside it."""
+        newest: dict[str, float] = {}
+        for name, info in self._files_under(check_name(catalog, "catalog")).items():
+            top = name.split("/", 1)[0]
+            newest[top] = max(newest.get(top, 0.0), _modified(info))
+        return newest
+
+    def make_durable(self, *parts: str) -> None:
+        """On a local folder, fsync every file and folder under `parts` and the folder holding it: after
+        this a crash cannot lose them. A no-op on object stores (a PUT is durable when it returns)."""
+        if not self.is_local:
+            return
+        top = self.path(*parts)
+        for folder, _, files in os.walk(top, topdown=False):  # yields nothing when `top` is a file
+            for name in files:
+                _fsync(os.path.join(folder, name))
+            _fsync(folder)
+        if os.path.isfile(top):
+            _fsync(top)
+        _fsync(os.path.dirname(top))
 
     def latest(self, catalog: str) -> Pointer | None:
         """The live snapshot of `catalog`, or None before the first publish."""
@@ -130,13 +218,35 @@ def _swap_local(path: Path, data: bytes, expected: Pointer | None) -> None:
         current = path.read_text(encoding="utf-8").strip() if path.exists() else None
         if current != (expected.snapshot_id if expected else None):
             raise _conflict(str(path), expected)
-        fd, tmp = tempfile.mkstemp(prefix=f".{POINTER_NAME}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        _write_whole(path, data)
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """A temp file beside `path` (`.<name>.<random>`), fsynced, renamed over it (atomic), and the folder
+    fsynced so the rename itself reaches the disk: readers see the old or the new bytes, never half."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    _fsync(str(path.parent))
+
+
+def _fsync(path: str) -> None:
+    """fsync a file or a folder (a folder's fsync makes the names in it, renames included, durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _modified(info: dict) -> float:
+    """Modification time (epoch seconds) from a local (`mtime`) or S3 (`LastModified`) listing entry."""
+    stamp = info.get("mtime", info.get("LastModified"))
+    return stamp.timestamp() if isinstance(stamp, datetime) else float(stamp or 0.0)
 
 
 def _swap_s3(fs: fsspec.AbstractFileSystem, path: str, data: bytes, expected: Pointer | None) -> None:

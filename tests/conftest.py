@@ -4,6 +4,7 @@
 - `ceph_root`: the same on the Ceph radosgw that `.ci/run` starts (`.ci/start_ceph.sh`, then
   `source .ci/ceph.env`). In CI (CI set) a missing server FAILS the `ceph` tests; locally without
   SEMREC_CEPH_ENDPOINT they are deselected.
+- `browser` tests (headless Chromium) run in CI, and locally wherever Debian's chromium is installed.
 Credentials reach the code only through the standard AWS environment variables.
 """
 
@@ -16,15 +17,18 @@ from collections.abc import Iterator
 import pytest
 
 CEPH_ENV = ("SEMREC_CEPH_ENDPOINT", "SEMREC_CEPH_ACCESS_KEY", "SEMREC_CEPH_SECRET_KEY")
+CHROMIUM = "/usr/bin/chromium"  # Debian's, with chromium-driver: the `browser` tests' only browser
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("CI") or os.environ.get("SEMREC_CEPH_ENDPOINT"):
+    if os.environ.get("CI"):
         return
-    ceph = [item for item in items if item.get_closest_marker("ceph")]
-    if ceph:
-        config.hook.pytest_deselected(items=ceph)
-        items[:] = [item for item in items if not item.get_closest_marker("ceph")]
+    absent = {"ceph": not os.environ.get("SEMREC_CEPH_ENDPOINT"), "browser": not os.path.exists(CHROMIUM)}
+    for marker in (name for name, missing in absent.items() if missing):
+        deselected = [item for item in items if item.get_closest_marker(marker)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if not item.get_closest_marker(marker)]
 
 
 @pytest.fixture(scope="session")
@@ -81,4 +85,16 @@ def published_root(fixture_inputs: dict, tmp_path_factory: pytest.TempPathFactor
     from snapshot_fixture import publish_tiny
 
     assert publish_tiny(fixture_inputs, root) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def ask_root(fixture_inputs: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local published tree whose catalog "movies" is the tiny catalog shipped with an intent/ folder
+    (gazetteer extractor), so `ask` works on it (read-only)."""
+    root = str(tmp_path_factory.mktemp("published-ask"))
+    from snapshot_fixture import publish_tiny, write_intent
+
+    intent = write_intent(tmp_path_factory.mktemp("intent"))
+    assert publish_tiny(fixture_inputs, root, "--intent", str(intent), catalog="movies") == 0
     return root

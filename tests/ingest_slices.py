@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.ingest import stage
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
@@ -32,3 +38,20 @@ def real_raw_slice(folder: Path, ratings: int = 2500, reviews: int = 2000, rerat
     for name in ("omdb_movies.db", "wikipedia_movie_summaries.json"):
         (folder / name).symlink_to(RAW / name)
     return folder
+
+
+@dataclass(frozen=True)
+class Ingested:
+    items: pa.Table
+    interactions: pa.Table
+    quarantine: pa.Table
+    counts: dict[str, Any]
+
+
+def ingest(catalog: str, raw: Path, params: dict[str, Any], engine: str | None = None,
+           beam_args: list[str] | None = None) -> Ingested:
+    """`semrec ingest` into a temporary folder, its three tables read back."""
+    with tempfile.TemporaryDirectory(prefix="ingest-test-") as out:
+        counts = stage.ingest(catalog, raw, params, Path(out), engine, beam_args)  # type: ignore[arg-type]
+        return Ingested(*(pq.read_table(Path(out) / f"{name}.parquet")
+                          for name in ("items", "interactions", "quarantine")), counts)

@@ -23,6 +23,9 @@ from onnx import TensorProto, helper
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from pipelines import fusion, publish
+from pipelines.movies.gazetteer import build as build_gazetteer
+from pipelines.movies.kg import movies_from_items
+from serving.conversation.ask import CHOICE_FILE, GAZETTEER_FILE
 from serving.encoder import Encoder
 from serving.shards import plan_shards, write_manifest, write_shard
 from serving.store import Store
@@ -31,7 +34,7 @@ WORDS = ["red", "blue", "green", "black", "white", "summer", "evening", "wool", 
          "dress", "sweater", "jeans", "jacket", "shirt", "trousers", "blouse", "coat", "warm", "party"]
 VOCAB = {"[PAD]": 0, "[UNK]": 1, **{word: i + 2 for i, word in enumerate(WORDS)}}
 DIM = len(WORDS)
-PUBLISH_PARAMS = {"publish": {"root": "unused", "keep": 3,
+PUBLISH_PARAMS = {"publish": {"enabled": True, "root": "unused", "keep": 3, "gc_grace_hours": 24,
                               "gate": {"metric": ["gate", "recall@10"], "tolerance": 0.02}},
                   "fusion": {"metric": "recall@1", "weights": [0.5], "rrf_k": 60}}
 
@@ -125,13 +128,24 @@ def write_inputs(root: Path, recall_at_10: float = 0.5, n_shards: int = 2) -> di
             "fusion": root / "fusion.json", "params": root / "params.yaml"}
 
 
-def publish_tiny(inputs: dict[str, Path], root: str, *extra: str, recall: float | None = None) -> int:
+def write_intent(folder: Path) -> Path:
+    """An intent folder for the tiny catalog that ships the gazetteer extractor only (no LM): the
+    pipeline's own gazetteer built over the items (creators read as directors, categories as genres)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = build_gazetteer(movies_from_items(items_table()))
+    (folder / GAZETTEER_FILE).write_text(json.dumps(spec), encoding="utf-8")
+    (folder / CHOICE_FILE).write_text(json.dumps({"extractor": "gazetteer"}), encoding="utf-8")
+    return folder
+
+
+def publish_tiny(inputs: dict[str, Path], root: str, *extra: str, recall: float | None = None,
+                 catalog: str = "fashion") -> int:
     """`semrec publish` of the tiny catalog into `root` (gate metric `recall`); returns the exit code."""
     metrics = inputs["metrics"]
     if recall is not None:
         metrics = metrics.with_name(f"metrics-{recall}.json")
         metrics.write_text(json.dumps({"gate": {"recall@10": recall}}))
-    argv = ["--catalog", "fashion", "--root", root, "--params", str(inputs["params"]), "--metrics", str(metrics)]
+    argv = ["--catalog", catalog, "--root", root, "--params", str(inputs["params"]), "--metrics", str(metrics)]
     for name in ("index", "encoder", "documents", "fusion"):
         argv += [f"--{name}", str(inputs[name])]
     return publish.main(argv + list(extra))

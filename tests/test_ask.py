@@ -58,6 +58,21 @@ def gazetteer() -> Gazetteer:
     return Gazetteer(json.loads(json.dumps(build(movies_from_items(real_items())))))
 
 
+class ShelfReader:
+    """A stand-in reader (ask_eval's Asker) over the Shelf, serving the gazetteer."""
+
+    snapshot = Shelf()
+
+    def __init__(self) -> None:
+        self.snapshot.conversation = Conversation(gazetteer().extract, gazetteer().title_items, "gazetteer")
+
+    def search(self, text: str, k: int = 10) -> list[Hit]:
+        return self.snapshot.search(text, k)
+
+    def ask(self, text: str, k: int = 10) -> Answer:
+        return self.snapshot.conversation.ask(self.snapshot, text, k)
+
+
 def answer(text: str) -> Answer:
     return ask(Shelf(), gazetteer().extract, gazetteer().title_items, text, k=5)
 
@@ -108,12 +123,11 @@ def test_trivia_returns_the_item_and_other_intents_no_items():
 
 
 def test_ask_eval_scores_search_ask_and_gold_routing_on_the_same_requests():
-    conversation = Conversation(gazetteer().extract, gazetteer().title_items, "gazetteer")
     by_title = {h.title: h.item_id for h in catalog()}
     scorsese = [by_title[t] for t in ("Casino", "Goodfellas", "Taxi Driver")]
     rows = [{"text": "a crime film directed by Martin Scorsese", "intent": "recommend", "titles": [],
              "genres": ["Crime"], "people": ["Martin Scorsese"], "themes": [], "targets": scorsese}]
-    report = evaluate(Shelf(), [conversation], rows)
+    report = evaluate(ShelfReader(), rows)
     assert report["queries"] == 1
     assert report["recall@10_ask_gazetteer"] == report["recall@10_ask_gold_extraction"] == 1.0
     first_ten = {h.item_id for h in catalog()[:10]}  # the stand-in's plain search: the shelf in order

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from ingest_slices import FIXTURES, ingest_params
+from ingest_slices import FIXTURES, ingest, ingest_params
 
 from pipelines import catalogs
-from pipelines.ingest.stage import ingest
 
 RAW = FIXTURES / "amazon2023"
 OPTIONS = {"plugin": "amazon2023", "category": "All_Beauty", "document_max_chars": 1200}

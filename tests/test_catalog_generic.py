@@ -8,11 +8,10 @@ import inspect
 
 import polars as pl
 import pytest
-from ingest_slices import FIXTURES, ingest_params
+from ingest_slices import FIXTURES, ingest, ingest_params
 
 from pipelines import catalogs
-from pipelines.catalogs.source import Source
-from pipelines.ingest.stage import ingest
+from pipelines.catalogs.source import Plan
 
 RAW = FIXTURES / "generic"
 # The README's example mapping, verbatim in shape.
@@ -68,10 +67,10 @@ def test_mapping_mistakes_are_errors_naming_the_key(change, message):
         catalogs.load("books", RAW, {**BOOKS, **change})
 
 
-def test_every_registered_plugin_is_a_module_with_load():
+def test_every_registered_plugin_is_a_module_with_plan():
     for name, module in catalogs.PLUGINS.items():
-        load = importlib.import_module(module).load
-        assert list(inspect.signature(load).parameters) == ["raw", "catalog", "options"], name
-        assert inspect.signature(load).return_annotation in (Source, "Source"), name
+        plan = importlib.import_module(module).plan
+        assert list(inspect.signature(plan).parameters) == ["raw", "catalog", "options"], name
+        assert inspect.signature(plan).return_annotation in (Plan, "Plan"), name
     with pytest.raises(ValueError, match="'spark' is not one of"):
         catalogs.load("x", RAW, {"plugin": "spark"})

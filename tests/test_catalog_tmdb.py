@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from ingest_slices import FIXTURES, ingest_params
+from ingest_slices import FIXTURES, ingest, ingest_params
 
 from pipelines import catalogs
-from pipelines.ingest.stage import ingest
 
 RAW = FIXTURES / "tmdb"
 

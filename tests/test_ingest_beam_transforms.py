@@ -14,6 +14,7 @@ from pipelines.ingest.beam_transforms import (
     LanguageRule,
     RowRules,
     keep_earliest,
+    known_item,
     min_positives,
     user_key,
 )
@@ -39,8 +40,13 @@ def outcome(outputs) -> list[tuple[str, str | None]]:
 def test_row_rules_tag_the_first_failing_rule():
     rules = RowRules(RULES)
     rows = [row(1, rating=2.0), row(2, text="too short"), row(3, item="gone"), row(4, text=ENGLISH)]
-    assert outcome(o for r in rows for o in rules.process(r, {"i": True})) == [
-        ("f:1", "rating"), ("f:2", "tokens"), ("f:3", "item"), ("f:4", None)]
+    assert outcome(o for r in rows for o in rules.process(r)) == [
+        ("f:1", "rating"), ("f:2", "tokens"), ("f:3", None), ("f:4", None)]
+
+
+def test_item_rule_keeps_rows_of_a_joined_item_id():
+    assert outcome(known_item(("i", {"rows": [row(1), row(2)], "items": [None]}))) == [("f:1", None), ("f:2", None)]
+    assert outcome(known_item(("gone", {"rows": [row(3, item="gone")], "items": []}))) == [("f:3", "item")]
 
 
 def test_language_rule_runs_on_a_batch_and_passes_rows_without_text():
@@ -62,9 +68,8 @@ def test_filter_interactions_chains_every_rule():
             row(4, user="b", text=ENGLISH), row(5, user="b", item="j", text=FRENCH),
             row(6, user="b", item="k"), row(7, user=None, item="gone"), row(8, user=None, rating=1.0)]
     with beam.Pipeline(runner=FnApiRunner()) as pipeline:
-        items = pipeline | "items" >> beam.Create([("i", True), ("j", True), ("k", True)])
-        kept, rejected = (pipeline | beam.Create(rows)
-                          | FilterInteractions(RULES, beam.pvalue.AsDict(items)))
+        items = pipeline | "items" >> beam.Create(["i", "j", "k"])
+        kept, rejected = pipeline | beam.Create(rows) | FilterInteractions(RULES, items)
         assert_that(kept | "kept refs" >> beam.Map(lambda r: r["row_ref"]), equal_to(["f:1", "f:2", "f:3"]),
                     label="kept")
         assert_that(rejected | "rejected" >> beam.Map(lambda r: (r["row_ref"], r["_step"])), equal_to([

@@ -60,24 +60,34 @@ def test_earliest_first_orders_by_time_then_file_order_with_unknown_times_last()
     assert [r[ORDER] for r in sorted(rows, key=earliest_first)] == [2, 1, 3, 0]
 
 
-def test_polars_duplicate_rule_keeps_the_earliest_and_ties_by_file_order():
-    table = pa.Table.from_pylist([
-        row(row_ref="f:1", timestamp=9), row(row_ref="f:2", timestamp=3), row(row_ref="f:3", timestamp=3),
-        row(row_ref="f:4", timestamp=None), row(row_ref="f:5", item_id="j", timestamp=None),
-        row(row_ref="f:6", item_id="j", timestamp=None), row(row_ref="f:7", user_id=None, timestamp=1),
-        row(row_ref="f:8", user_id=None, timestamp=1),
-    ], schema=INTERACTIONS)
-    rules = Rules.from_params({**FILTERS, "min_user_positives": 1})
-    result = polars_engine.run(table, pa.array(["i", "j"]), rules)
-    assert result.kept.column("row_ref").to_pylist() == ["f:2", "f:5", "f:7", "f:8"]
-    assert result.rejected.column("_step").to_pylist() == ["duplicate"] * 4
+def test_polars_set_rules_keep_the_earliest_duplicate_and_users_with_enough_positives():
+    keys = pl.DataFrame([("u", "i", 9, 1), ("u", "i", 3, 2), ("u", "i", 3, 3), ("u", "i", None, 4), ("u", "j", None, 5),
+                         ("u", "j", None, 6), ("v", "i", 1, 7), ("v", "i", 0, 8)], orient="row",
+                        schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Int64, ORDER: pl.Int64})
+    rules = Rules.from_params({**FILTERS, "min_user_positives": 2})
+    verdicts = dict(polars_engine.set_rules(keys, rules).iter_rows())
+    # u keeps 2 (earliest of i, ties by file order) and 5 (first of j); v has one positive left
+    assert verdicts == {1: "duplicate", 3: "duplicate", 4: "duplicate", 6: "duplicate", 7: "duplicate",
+                        8: "user_positives"}
+
+
+def test_polars_row_rules_match_the_python_rules():
+    rows = pl.from_arrow(pa.Table.from_pylist([
+        row(row_ref="f:1", rating=3.0, text="too short"), row(row_ref="f:2", text="too short"),
+        row(row_ref="f:3", item_id="gone", summary="Great", text="fits well, true to size"),
+        row(row_ref="f:4", summary="Superbe", text="la robe est magnifique et la taille parfaite"),
+        row(row_ref="f:5", summary="Great", text="fits well, true to size"), row(row_ref="f:6"),
+    ], schema=INTERACTIONS)).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ORDER))
+    judged = polars_engine.row_rules(rows, pl.Series(["i"]), RULES)
+    assert judged["_step"].to_list() == ["rating", "tokens", "item", "language", None, None]
+    assert judged["_reason"].to_list()[3] == "wrong_language: fr"
 
 
 @pytest.mark.parametrize("change, message", [
     ({"min_ratings": 4}, "unknown key"),
     ({"min_tokens": "5"}, "min_tokens"),
     ({"min_user_positives": True}, "min_user_positives"),
-    ({"language": "english"}, "not a py3langid language"),
+    ({"language": "english"}, "not a CLD2 language code"),
 ])
 def test_bad_filter_params_are_refused_by_name(change, message):
     params = {**FILTERS, **change}

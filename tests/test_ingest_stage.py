@@ -25,8 +25,9 @@ def stage(tmp_path):
     return raw, params, tmp_path / "out"
 
 
-def run(catalog: str, raw, params, out) -> int:
-    return ingest.main(["--catalog", catalog, "--raw", str(raw), "--out", str(out), "--params", str(params)])
+def run(catalog: str, raw, params, out, *options: str) -> int:
+    return ingest.main(["--catalog", catalog, "--raw", str(raw), "--out", str(out), "--params", str(params),
+                        *options])
 
 
 def test_outputs_account_for_every_raw_row(stage, capsys):
@@ -65,11 +66,25 @@ def test_a_failing_run_leaves_the_previous_outputs_untouched(stage):
 def test_counts_refuse_rows_that_went_missing():
     quarantine = quarantine_table([rejection("interactions", "rating", "f:1", "rating_below_min"),
                                    rejection("items", "title", "m:1", "missing_title")])
-    counts = ingest.table_counts("interactions", 3, 2, quarantine)
+    counts = ingest.table_counts("interactions", 3, 2, ingest.tally(pl.from_arrow(quarantine)))
     assert counts["after"] == {"1_read": 3, "2_rating": 2, "3_tokens": 2, "4_item": 2, "5_language": 2,
                                "6_duplicate": 2, "7_user_positives": 2}
     assert counts["reasons"] == {"rating_below_min": 1}
     with pytest.raises(RuntimeError, match=r"interactions: 3 raw rows but 1 kept \+ 1 quarantined"):
-        ingest.table_counts("interactions", 3, 1, quarantine)
+        ingest.table_counts("interactions", 3, 1, ingest.tally(pl.from_arrow(quarantine)))
     with pytest.raises(ValueError, match=r"unknown step\(s\) \['cleanup'\]"):
-        ingest.table_counts("items", 1, 0, quarantine_table([rejection("items", "cleanup", "m:2", "gone")]))
+        ingest.table_counts("items", 1, 0, ingest.tally(pl.from_arrow(
+            quarantine_table([rejection("items", "cleanup", "m:2", "gone")]))))
+
+
+def test_beam_options_pass_through_and_an_unknown_one_is_an_error(stage, capsys):
+    raw, params, out = stage
+    assert ingest.main(["--catalog", "fashion", "--raw", str(raw), "--out", str(out), "--params", str(params),
+                        "--engine", "beam", "--runner", "FnApiRunner", "--direct_num_workers", "2",
+                        "--direct_running_mode", "multi_processing"]) == 0
+    assert "fashion interactions: raw 1,500" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"Beam does not know option\(s\) --direct_num_wrkers"):
+        run("fashion", raw, params, out, "--engine", "beam", "--direct_num_wrkers", "2")
+    with pytest.raises(SystemExit):  # Beam options without the Beam engine: argparse's usage error
+        run("fashion", raw, params, out, "--runner", "FnApiRunner")
+    assert "Beam options need --engine beam" in capsys.readouterr().err

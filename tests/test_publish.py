@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from snapshot_fixture import publish_concurrently, publish_tiny
 
-from pipelines import publish
+from pipelines import lifecycle
+from pipelines.cli import main as semrec
 from serving.cache import pull
 from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME, Manifest
@@ -68,19 +69,21 @@ def test_two_concurrent_publishes_have_one_winner_and_two_complete_snapshots(fix
         pull(store, "fashion", snapshot_id, tmp_path / "cache")
 
 
-def test_rollback_moves_latest_back_and_refuses_unknown_ids(fixture_inputs, root, tmp_path):
+def test_rollback_moves_latest_back_and_refuses_unknown_ids(fixture_inputs, root, tmp_path, capsys):
     assert publish_tiny(fixture_inputs, root, recall=0.5) == 0
     first = Store(root).latest("fashion").snapshot_id
     assert publish_tiny(fixture_inputs, root, recall=0.6) == 0
     second = Store(root).latest("fashion").snapshot_id
     assert second != first
     base = ["--catalog", "fashion", "--root", root, "--params", str(fixture_inputs["params"])]
-    assert publish.main(["rollback", "--to", first, *base]) == 0
+    assert semrec(["publish", "rollback", "--to", first, *base]) == 0
     assert Store(root).latest("fashion").snapshot_id == first
-    assert publish.main(["rollback", "--to", "20990101T000000000000Z-ffffffff", *base]) == 1
+    assert semrec(["publish", "rollback", "--to", "20990101T000000000000Z-ffffffff", *base]) == 3  # not found
+    assert "no complete snapshot to roll back to" in capsys.readouterr().err
     store = Store(root)
     store.fs.rm(store.path("fashion", second, "bm25", "vocab.index.json"))
-    assert publish.main(["rollback", "--to", second, *base]) == 1  # incomplete: refused
+    assert semrec(["publish", "rollback", "--to", second, *base]) == 4  # incomplete: verification failed
+    assert "bm25/vocab.index.json is missing" in capsys.readouterr().err
     assert Store(root).latest("fashion").snapshot_id == first
 
 
@@ -92,6 +95,6 @@ def test_retention_keeps_the_newest_and_never_the_live_one(fixture_inputs, tmp_p
         ids.append(Store(root).latest("fashion").snapshot_id)
     store = Store(root)
     assert store.snapshots("fashion") == ids[1:]
-    assert publish.rollback(store, "fashion", ids[1]).snapshot_id == ids[3]
-    assert publish.prune(store, "fashion", keep=1) == [ids[2]]  # ids[1] is older but live
+    assert lifecycle.rollback(store, "fashion", ids[1]).snapshot_id == ids[3]
+    assert lifecycle.prune(store, "fashion", keep=1) == [ids[2]]  # ids[1] is older but live
     assert store.snapshots("fashion") == [ids[1], ids[3]]

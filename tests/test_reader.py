@@ -7,6 +7,7 @@ Dense scores by hand: a query/item vector is the normalised mean of its known wo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -15,11 +16,13 @@ import numpy as np
 import pytest
 from snapshot_fixture import publish_tiny
 
+from serving.cache import evict, pull
 from serving.filters import FilterError
 from serving.fusion import Fusion
-from serving.manifest import ManifestError
+from serving.manifest import ManifestError, sha256_file
 from serving.reader import Reader
 from serving.shards import ShardedIndex
+from serving.snapshot import Snapshot
 from serving.store import Store
 
 
@@ -30,6 +33,15 @@ def reader(published_root: str, tmp_path_factory: pytest.TempPathFactory) -> Rea
 
 def ids(hits) -> list[str]:
     return [hit.item_id for hit in hits]
+
+
+def cached_files(cache: Path) -> list[Path]:
+    """Files in a cache folder, lease files (`.<id>~lease`) aside."""
+    return [p for p in cache.rglob("*") if p.is_file() and not p.name.endswith("~lease")]
+
+
+def cached_snapshots(cache: Path) -> set[str]:
+    return {p.name for p in (cache / "fashion").iterdir() if not p.name.startswith(".")}
 
 
 def test_dense_search_returns_hand_ranked_items_with_metadata(reader):
@@ -135,7 +147,7 @@ def test_manifest_paths_outside_the_snapshot_are_refused(published_root, tmp_pat
     (snapshot / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="unsafe file path"):
         Reader.open(str(root), "fashion", cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "outside.txt").exists() and not list((tmp_path / "cache").rglob("*.*"))
+    assert not (tmp_path / "outside.txt").exists() and cached_files(tmp_path / "cache") == []
 
 
 def test_hot_swap_under_concurrent_queries_drops_nothing(fixture_inputs, tmp_path):
@@ -175,9 +187,13 @@ def test_hot_swap_under_concurrent_queries_drops_nothing(fixture_inputs, tmp_pat
             thread.join()
     assert failures == []
     assert len(served) == 3  # queries ran on all three snapshots
-    cached = {p.name for p in (tmp_path / "cache" / "fashion").iterdir()}
-    assert reader.manifest.snapshot_id in cached and len(cached) == 2  # the oldest was evicted
     assert pinned.refresh() is False and pinned.manifest.snapshot_id != reader.manifest.snapshot_id  # pinned
+    # all three stay: the current, the previous (a quick rollback) and the oldest, which `pinned` leases
+    assert cached_snapshots(tmp_path / "cache") == served
+    oldest = pinned.manifest.snapshot_id
+    del pinned  # its lease goes with its snapshot: the next eviction may take the oldest
+    assert evict(tmp_path / "cache", "fashion", keep=served - {oldest}) == [oldest]
+    assert cached_snapshots(tmp_path / "cache") == served - {oldest}
 
 
 def test_query_cli_prints_the_ranked_hits(published_root, tmp_path, capsys):
@@ -195,3 +211,42 @@ def test_query_cli_prints_the_ranked_hits(published_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["red", "--filter", "colour=red", *common])
     assert "unknown filter field" in capsys.readouterr().err
+
+
+def resign(snapshot: Path, path: str) -> None:
+    """Update manifest.json's size and sha256 of `path`, as a publisher who means harm would."""
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    entry = next(e for e in manifest["files"] if e["path"] == path)
+    entry["bytes"], entry["sha256"] = (snapshot / path).stat().st_size, sha256_file(snapshot / path)
+    (snapshot / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("field, outside", [("metadata", "absolute"), ("metadata", "relative"),
+                                            ("id_map", "absolute"), ("index", "relative")])
+def test_index_json_paths_outside_the_snapshot_are_refused(published_root, tmp_path, field, outside):
+    root = tmp_path / "published"
+    shutil.copytree(published_root, root)
+    snapshot = root / "fashion" / Store(str(root)).latest("fashion").snapshot_id
+    names = {"metadata": "shard-0000.arrow", "id_map": "ids.arrow", "index": "shard-0000.faiss"}
+    target = snapshot / "index" / names[field]  # a real file, outside the snapshot once it is cached
+    name = str(target) if outside == "absolute" else os.path.relpath(target, tmp_path / "cache" / "fashion" / "x" / "index")
+    index = json.loads((snapshot / "index" / "index.json").read_text())
+    if field == "id_map":
+        index["id_map"] = name
+    else:
+        index["shards"][0][field] = name
+    (snapshot / "index" / "index.json").write_text(json.dumps(index))
+    resign(snapshot, "index/index.json")
+    with pytest.raises(ManifestError, match="not a safe name"):
+        reader = Reader.open(str(root), "fashion", cache_dir=tmp_path / "cache")
+        reader.more_like("i01")  # the id map is read lazily
+
+
+def test_index_files_must_be_listed_in_the_snapshot_manifest(published_root, tmp_path):
+    store = Store(published_root)
+    folder, manifest = pull(store, "fashion", store.latest("fashion").snapshot_id, tmp_path / "cache")
+    shutil.copy(folder / "index" / "ids.arrow", folder / "index" / "unlisted.arrow")  # unhashed, unvouched-for
+    index = json.loads((folder / "index" / "index.json").read_text())
+    (folder / "index" / "index.json").write_text(json.dumps({**index, "id_map": "unlisted.arrow"}))
+    with pytest.raises(ManifestError, match="lists no file 'index/unlisted.arrow'"):
+        Snapshot.open(folder, manifest).more_like("i01")

@@ -13,7 +13,7 @@ import sys
 
 FORBIDDEN = ("pipelines", "torch", "transformers", "sentence_transformers", "apache_beam", "polars", "pandas")
 
-SCRIPT = """
+HIDE = """
 import json, sys
 
 class Hide:
@@ -23,6 +23,9 @@ class Hide:
 
 FORBIDDEN = set(json.loads(sys.argv[3]))
 sys.meta_path.insert(0, Hide())
+"""
+
+SCRIPT = HIDE + """
 from fastapi.testclient import TestClient
 from serving.cli import main
 from serving.http import create_app
@@ -43,3 +46,18 @@ def test_serving_answers_queries_with_no_pipeline_or_heavy_framework(published_r
     loaded = set(json.loads(run.stdout.splitlines()[-1]))
     assert {"serving", "faiss", "onnxruntime", "bm25s", "fastapi"} <= loaded  # the check sees real imports
     assert loaded.isdisjoint(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
+
+
+READER_ONLY = HIDE + """
+from pipelines.cli import main
+assert main(["query", "red dress", "--root", sys.argv[1], "--catalog", "fashion", "--cache", sys.argv[2]]) == 0
+assert main(["serve", "--catalog", "fashion"]) == 2  # one line naming the `http` extra
+"""
+
+
+def test_the_base_install_queries_without_the_http_extra(published_root, tmp_path):
+    hidden = [*FORBIDDEN[1:], "fastapi", "starlette", "uvicorn", "pydantic"]  # `pipelines.cli` is the entry point
+    run = subprocess.run([sys.executable, "-c", READER_ONLY, published_root, str(tmp_path / "cache"),
+                          json.dumps(hidden)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "[i01]" in run.stdout and "pip install 'semrec[http]'" in run.stderr

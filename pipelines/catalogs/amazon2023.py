@@ -8,27 +8,25 @@ seconds here. Each bad line is quarantined with its file and line (pipelines/cat
 
 from __future__ import annotations
 
-import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
-from pipelines.catalogs.readers import Field, read
-from pipelines.catalogs.source import Source, attributes, canonical, check_items, document, settings
-from pipelines.common.schemas import INTERACTIONS
+from pipelines.catalogs.readers import Field
+from pipelines.catalogs.source import Plan, Stream, document, settings
 
 DEFAULTS = {"category": None, "document_max_chars": 1200}
-REVIEW_FIELDS = [
+REVIEW_FIELDS = (
     Field("rating", "float", required=True),
     Field("title"),
     Field("text"),
     Field("parent_asin", required=True),
     Field("user_id", required=True),
     Field("timestamp", "int", required=True),
-]
-META_FIELDS = [
+)
+META_FIELDS = (
     Field("parent_asin", required=True),
     Field("title"),
     Field("store"),
@@ -40,40 +38,47 @@ META_FIELDS = [
     Field("rating_number", "int"),
     Field("price", "json"),  # a number, null, or text such as "None" in the published files
     Field("details", "json"),
-]
+)
 
 
-def item_attributes(meta: pl.DataFrame) -> pl.Series:
-    return pl.Series([
-        attributes({"main_category": m["main_category"], "average_rating": m["average_rating"],
-                    "rating_number": m["rating_number"],
-                    "details": json.loads(m["details"]) if m["details"] else None})
-        for m in meta.iter_rows(named=True)
-    ], dtype=pl.String)
+def item_attributes() -> pl.Expr:
+    """The display fields as one JSON object, keys sorted, the empty ones left out (vectorized: the
+    meta file has as many lines as the catalog has items)."""
+    def member(key: str, value: pl.Expr, present: pl.Expr) -> pl.Expr:
+        return pl.when(present).then(pl.lit(f'"{key}":') + value)
+
+    category = pl.col("main_category")
+    category_json = pl.struct(c=category).struct.json_encode().str.slice(5).str.head(-1)  # {"c":"..."} -> "..."
+    members = [
+        member("average_rating", pl.col("average_rating").cast(pl.String), pl.col("average_rating").is_not_null()),
+        member("details", pl.col("details"), ~pl.col("details").is_in(["{}", "[]", '""', "null"]).fill_null(True)),
+        member("main_category", category_json, category.is_not_null() & (category != "")),
+        member("rating_number", pl.col("rating_number").cast(pl.String), pl.col("rating_number").is_not_null()),
+    ]
+    return pl.lit("{") + pl.concat_str(members, separator=",", ignore_nulls=True) + pl.lit("}")
 
 
-def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
-    opts = settings(options, catalog, DEFAULTS)
-    reviews_name, meta_name = f"reviews/{opts['category']}.jsonl", f"meta/meta_{opts['category']}.jsonl"
-    reviews = read(raw / reviews_name, reviews_name, REVIEW_FIELDS, "interactions")
-    meta = read(raw / meta_name, meta_name, META_FIELDS, "items")
-    interactions = reviews.frame.select(
-        "row_ref", "user_id", "rating", "text", item_id="parent_asin", summary="title",
-        timestamp=pl.col("timestamp") // 1000)
-    items = meta.frame.with_columns(
+def review_rows(reviews: pl.DataFrame) -> pl.DataFrame:
+    return reviews.select("user_id", "rating", "text", item_id="parent_asin", summary="title",
+                          timestamp=pl.col("timestamp") // 1000)
+
+
+def meta_items(meta: pl.DataFrame, max_chars: int) -> pl.DataFrame:
+    return meta.with_columns(
         item_id="parent_asin",
         creator="store",
         description=pl.col("description").list.join(" "),
         price=pl.col("price").str.strip_chars('"$ ').str.replace_all(",", "").cast(pl.Float64, strict=False),
         url=pl.format("https://www.amazon.com/dp/{}", "parent_asin"),
-        attributes=item_attributes(meta.frame),
-        document=document([pl.col("title"), pl.col("store"), pl.col("features").list.join(" ")],
-                          opts["document_max_chars"]),
+        attributes=item_attributes(),
+        document=document([pl.col("title"), pl.col("store"), pl.col("features").list.join(" ")], max_chars),
     )
-    kept, rejected = check_items(items, catalog)
-    return Source(
-        items=kept,
-        interactions=canonical(interactions, INTERACTIONS, f"{catalog} interactions"),
-        quarantine=pa.concat_tables([reviews.rejected, meta.rejected, rejected]),
-        raw={"items": meta.count, "interactions": reviews.count},
+
+
+def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+    opts = settings(options, catalog, DEFAULTS)
+    return Plan(
+        interactions=Stream(f"reviews/{opts['category']}.jsonl", REVIEW_FIELDS, review_rows),
+        items=Stream(f"meta/meta_{opts['category']}.jsonl", META_FIELDS,
+                     partial(meta_items, max_chars=opts["document_max_chars"])),
     )

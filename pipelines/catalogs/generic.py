@@ -18,15 +18,15 @@ item_id and rating (interactions) and item_id (items) are required; timestamps a
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
-from pipelines.catalogs.readers import Field, Kind, Rows, read
-from pipelines.catalogs.source import Source, Table, canonical, check_items, document, settings
-from pipelines.common.schemas import INTERACTIONS
+from pipelines.catalogs.readers import Field
+from pipelines.catalogs.source import Kind, Plan, Stream, Table, document, settings
 
 DEFAULTS = {"interactions": None, "items": None, "document_max_chars": 1200, "list_separator": "|"}
 KINDS: dict[Table, dict[str, Kind]] = {
@@ -39,8 +39,17 @@ REQUIRED: dict[Table, set[str]] = {"interactions": {"item_id", "rating"}, "items
 MUST_MAP: dict[Table, set[str]] = {"interactions": {"item_id", "rating"}, "items": {"item_id", "title"}}
 
 
-def read_mapped(raw: Path, catalog: str, table: Table, spec: dict[str, Any], list_separator: str) -> Rows:
-    """Read `spec["path"]` and rename its mapped columns to the canonical names."""
+def renamed(frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+    return frame.select(pl.col(source).alias(name) for name, source in columns.items())
+
+
+def with_document(frame: pl.DataFrame, columns: dict[str, str], parts: list[str], max_chars: int) -> pl.DataFrame:
+    text = [pl.col(p).list.join(", ") if KINDS["items"][p] == "str_list" else pl.col(p).cast(pl.String) for p in parts]
+    return renamed(frame, columns).with_columns(document=document(text, max_chars))
+
+
+def stream(catalog: str, table: Table, spec: dict[str, Any], list_separator: str) -> tuple[Stream, dict[str, str]]:
+    """The stream of `spec["path"]`, reading the mapped columns; and the mapping (canonical -> source)."""
     where = f"ingest.catalogs.{catalog}.{table}"
     columns: dict[str, str] = spec.get("columns") or {}
     unknown = set(columns) - set(KINDS[table])
@@ -48,25 +57,16 @@ def read_mapped(raw: Path, catalog: str, table: Table, spec: dict[str, Any], lis
         raise ValueError(f"{where}.columns: unknown field(s) {sorted(unknown)}; canonical: {sorted(KINDS[table])}")
     if missing := MUST_MAP[table] - set(columns):
         raise ValueError(f"{where}.columns: map the required field(s) {sorted(missing)}")
-    fields = [Field(source, KINDS[table][name], name in REQUIRED[table]) for name, source in columns.items()]
-    rows = read(raw / spec["path"], spec["path"], fields, table, list_separator)
-    return Rows(rows.frame.select("row_ref", *(pl.col(s).alias(n) for n, s in columns.items())), rows.rejected,
-                rows.count)
+    fields = tuple(Field(source, KINDS[table][name], name in REQUIRED[table]) for name, source in columns.items())
+    return Stream(spec["path"], fields, partial(renamed, columns=columns), list_separator), columns
 
 
-def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
+def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
     opts = settings(options, catalog, DEFAULTS)
-    interactions = read_mapped(raw, catalog, "interactions", opts["interactions"], opts["list_separator"])
-    items = read_mapped(raw, catalog, "items", opts["items"], opts["list_separator"])
+    interactions, _ = stream(catalog, "interactions", opts["interactions"], opts["list_separator"])
+    items, columns = stream(catalog, "items", opts["items"], opts["list_separator"])
     parts = opts["items"].get("document", ["title"])
-    if absent := [p for p in parts if p not in items.frame.columns]:
+    if absent := [p for p in parts if p not in columns]:
         raise ValueError(f"ingest.catalogs.{catalog}.items.document: {absent} not among the mapped columns")
-    text = [pl.col(p).list.join(", ") if KINDS["items"][p] == "str_list" else pl.col(p).cast(pl.String) for p in parts]
-    mapped = items.frame.with_columns(document=document(text, opts["document_max_chars"]))
-    kept, rejected = check_items(mapped, catalog)
-    return Source(
-        items=kept,
-        interactions=canonical(interactions.frame, INTERACTIONS, f"{catalog} interactions"),
-        quarantine=pa.concat_tables([interactions.rejected, items.rejected, rejected]),
-        raw={"items": items.count, "interactions": interactions.count},
-    )
+    document_map = partial(with_document, columns=columns, parts=parts, max_chars=opts["document_max_chars"])
+    return Plan(interactions=interactions, items=replace(items, map=document_map))

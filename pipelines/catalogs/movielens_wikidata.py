@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, read
-from pipelines.catalogs.source import Source, canonical, check_items, film_document, quarantine_frame, settings
-from pipelines.common.schemas import INTERACTIONS
+from pipelines.catalogs.source import Items, Plan, Stream, film_document, quarantine_frame, settings
 
 DEFAULTS = {
     "ratings": "movielens_latest_small.parquet",
@@ -28,7 +27,7 @@ DEFAULTS = {
     "summaries": "wikipedia_movie_summaries.json",
     "document_max_chars": 1200,
 }
-FIELDS = [
+FIELDS = (
     Field("movieId", "int", required=True),
     Field("userId", "int", required=True),
     Field("rating", "float", required=True),
@@ -36,7 +35,7 @@ FIELDS = [
     Field("title"),
     Field("year", "int"),
     Field("genres", "str_list"),
-]
+)
 OMDB_COLUMNS = ["imdbID", "Title", "Year", "Rating", "Runtime", "Director", "Writer", "Cast", "imdbRating",
                 "imdbVotes", "Language", "Country", "Awards"]
 ARTICLES = r"(?:the|a|an|la|le|les|l|il|el|los|las|das|der|die|den|det|lo|gli|un|une)"
@@ -82,13 +81,16 @@ def read_summaries(path: Path) -> pl.DataFrame:
         pl.len().over("_key", "_year") == 1, pl.col("_year").is_not_null())
 
 
-def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
-    opts = settings(options, catalog, DEFAULTS)
+def rating_rows(ratings: pl.DataFrame) -> pl.DataFrame:
+    return ratings.select(item_id=pl.col("movieId").cast(pl.String), user_id=pl.col("userId").cast(pl.String),
+                          rating="rating", timestamp="timestamp")
+
+
+def movie_items(raw: Path, opts: dict[str, Any]) -> Items:
+    """The rated movies joined to OMDb films and Wikipedia summaries; a movie without a film is quarantined."""
     ratings = read(raw / opts["ratings"], opts["ratings"], FIELDS, "interactions")
-    frame = ratings.frame.with_columns(item_id=pl.col("movieId").cast(pl.String))
-    interactions = frame.select("row_ref", "item_id", "rating", "timestamp",
-                                user_id=pl.col("userId").cast(pl.String))
-    movies = (frame.group_by("item_id", maintain_order=True)
+    movies = (ratings.frame.with_columns(item_id=pl.col("movieId").cast(pl.String))
+              .group_by("item_id", maintain_order=True)
               .agg(pl.col("row_ref", "title", "year", "genres").first())
               .with_columns(_key=title_key(pl.col("title")), _year="year",
                             categories=pl.col("genres").list.filter(pl.element() != "(no genres listed)")))
@@ -112,14 +114,16 @@ def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
             runtime="Runtime", rating="Rating", imdb_rating="imdbRating", imdb_id="imdbID",
         ).struct.json_encode(),
     ).with_columns(document=film_document(opts["document_max_chars"]))
-    kept, rejected = check_items(items.select("row_ref", "item_id", "title", "creator", "description",
-                                              "categories", "year", "url", "attributes", "document"), catalog)
-    return Source(
-        items=kept,
-        interactions=canonical(interactions, INTERACTIONS, f"{catalog} interactions"),
-        quarantine=pa.concat_tables([ratings.rejected, unmatched, rejected]),
-        raw={"items": movies.height, "interactions": ratings.count},
+    return Items(
+        items.select("row_ref", "item_id", "title", "creator", "description", "categories", "year", "url",
+                     "attributes", "document"),
+        unmatched, movies.height,
         stats={"omdb_title_years": films.height, "wikipedia_title_years": summaries.height,
                "movies_with_metadata": matched.height,
                "movies_with_summary": matched.filter(pl.col("summary").is_not_null()).height},
     )
+
+
+def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+    opts = settings(options, catalog, DEFAULTS)
+    return Plan(interactions=Stream(opts["ratings"], FIELDS, rating_rows), items=partial(movie_items, raw, opts))

@@ -1,46 +1,53 @@
 """Read a source file into typed columns; every row that cannot be read goes to quarantine.
 
-JSONL is read line by line: a line that is not UTF-8, not JSON, not an object, lacks a required
-field or has a value of the wrong type is quarantined with the file and line in `row_ref`. CSV and
-Parquet are read whole and typed column by column: a value that does not convert, or a missing
-required one, quarantines its row (row numbers count data rows from 1). An empty file, a CSV that
-is not UTF-8 or a missing column is an error naming the file (and line), since no row can be read.
+Files are read split by split (pipelines/catalogs/splits.py), so no engine holds a whole file.
+JSONL lines are decoded by msgspec against a struct of the fields: strict types at C speed. A line
+it refuses (or one with a blank required field) is decoded again by the reference path (`json` +
+`typed_value`), which names the reason, so the fast path only decides which lines need explaining:
+a line that is not UTF-8, not JSON, not an object, lacks a required field or has a value of the
+wrong type is quarantined with the file and line in `row_ref`. CSV and Parquet are typed column by
+column: a value that does not convert, or a missing required one, quarantines its row (row numbers
+count data rows from 1). An empty file, a CSV that is not UTF-8 or a missing column is an error
+naming the file (and line), since no row can be read.
+
+Chunks carry `_ord`, the row's line (JSONL) or row number: the engines' source order.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import msgspec
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipelines.catalogs.source import Table, quarantine_frame, quarantine_table, rejection
+from pipelines.catalogs.source import ORDER, Field, Table, quarantine_frame, rejection
+from pipelines.catalogs.splits import Opener, Split, file_format, newlines, numbered, owned_lines, plan
+from pipelines.common.schemas import QUARANTINE
 
-Kind = Literal["str", "float", "int", "str_list", "json"]
 DTYPES: dict[str, pl.DataType] = {
     "str": pl.String(), "float": pl.Float64(), "int": pl.Int64(), "str_list": pl.List(pl.String()),
     "json": pl.String(),  # any JSON value, kept as JSON text
 }
+ARROW = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "str_list": pa.list_(pa.string()),
+         "json": pa.string()}
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
 
 
 @dataclass(frozen=True)
-class Field:
-    name: str  # the source's field / column name
-    kind: Kind = "str"
-    required: bool = False
-
-
-@dataclass(frozen=True)
 class Rows:
-    frame: pl.DataFrame  # row_ref, then one typed column per field
-    rejected: pa.Table  # QUARANTINE
-    count: int  # rows in the file
+    frame: pl.DataFrame  # row_ref, then one typed column per field (chunks: `_ord` after row_ref)
+    rejected: pa.Table  # QUARANTINE (chunks: plus `_ord`)
+    count: int  # rows read
 
     def whole(self) -> pl.DataFrame:
         """The frame of a lookup table (links, credits), which must read whole: quarantining one of
@@ -58,18 +65,76 @@ class RowError(ValueError):
         self.reason, self.field = reason, field
 
 
+def local_open(path: str) -> Any:
+    return open(path, "rb")
+
+
 def read(path: Path, name: str, fields: Sequence[Field], table: Table, list_separator: str = "|") -> Rows:
-    """Read `path` (.jsonl, .csv or .parquet); `name` is how row_refs name the file."""
+    """Read all of `path` (.jsonl, .csv or .parquet) at once; `name` is how row_refs name the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{name}: no such file {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return read_jsonl(path, name, fields, table)
-    if suffix == ".csv":
-        return read_csv(path, name, fields, table, list_separator)
-    if suffix == ".parquet":
-        return typed_columns(pl.read_parquet(path), name, fields, table, list_separator)
-    raise ValueError(f"{name}: unsupported format {suffix!r} (expected .jsonl, .csv or .parquet)")
+    parts = [read_split(split, fields, table, list_separator, local_open)
+             for split in file_splits(str(path), name, path.stat().st_size, local_open)]
+    check_not_empty(name, sum(p.count for p in parts))
+    return Rows(pl.concat([p.frame for p in parts]).drop(ORDER),
+                pa.concat_tables([p.rejected for p in parts]).drop_columns([ORDER]), sum(p.count for p in parts))
+
+
+def check_not_empty(name: str, count: int) -> None:
+    if not count:
+        raise ValueError(f"{name}: empty file (no rows)")
+
+
+def file_splits(path: str, name: str, size: int, opener: Opener,
+                split_bytes: int = 64 << 20) -> list[Split]:
+    """A file's splits, JSONL ones numbered by counting newlines here (the engines count in parallel)."""
+    planned = plan(path, name, size, opener, split_bytes)
+    if file_format(name) != "jsonl":
+        return planned
+    return numbered(planned, [newlines(s, opener) for s in planned])
+
+
+def read_split(split: Split, fields: Sequence[Field], table: Table, list_separator: str,
+               opener: Opener) -> Rows:
+    """One split as typed rows with `_ord`, and its unreadable rows (QUARANTINE plus `_ord`)."""
+    chunks = list(split_chunks(split, fields, table, list_separator, opener))
+    if not chunks:
+        return Rows(pl.DataFrame(schema=chunk_schema(fields)), ordered_quarantine([]), 0)
+    return Rows(pl.concat(c.frame for c in chunks), pa.concat_tables(c.rejected for c in chunks),
+                sum(c.count for c in chunks))
+
+
+def split_chunks(split: Split, fields: Sequence[Field], table: Table, list_separator: str,
+                 opener: Opener, chunk_rows: int = 100_000) -> Iterator[Rows]:
+    """A split in chunks of at most `chunk_rows` rows (a Parquet row group or CSV file may be larger)."""
+    if split.format == "jsonl":
+        first, lines = owned_lines(split, opener)
+        for start in range(0, len(lines), chunk_rows):
+            yield read_jsonl_lines(lines[start:start + chunk_rows], first + start, split.name, fields, table)
+    elif split.format == "parquet":
+        with opener(split.path) as f:
+            first = split.first_row
+            for batch in pq.ParquetFile(f).iter_batches(chunk_rows, row_groups=[split.start]):
+                yield typed_columns(pl.from_arrow(pa.Table.from_batches([batch])), split.name, fields, table,
+                                    list_separator, first)
+                first += batch.num_rows
+    else:
+        with opener(split.path) as f:
+            yield read_csv(f.read(), split.name, fields, table, list_separator)
+
+
+def chunk_schema(fields: Sequence[Field]) -> dict[str, pl.DataType]:
+    return {"row_ref": pl.String(), ORDER: pl.Int64(), **{f.name: DTYPES[f.kind] for f in fields}}
+
+
+def ordered_quarantine(rows: list[dict[str, Any]]) -> pa.Table:
+    """QUARANTINE rows that keep their source position `_ord`."""
+    return pa.Table.from_pylist(rows, schema=QUARANTINE.append(pa.field(ORDER, pa.int64())))
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as compact JSON text (the `json` kind), the same from either decoder."""
+    return msgspec.json.encode(value).decode()
 
 
 def typed_value(value: Any, field: Field) -> Any:
@@ -91,10 +156,11 @@ def typed_value(value: Any, field: Field) -> Any:
         raise RowError(f"wrong_type: expected {kind}, got {got} {json.dumps(value)[:40]}", field.name)
     if kind == "float":
         return float(value)
-    return json.dumps(value, ensure_ascii=False) if kind == "json" else value
+    return json_text(value) if kind == "json" else value
 
 
 def parse_line(line: bytes, fields: Sequence[Field]) -> dict[str, Any]:
+    """The reference decoder: the line's typed fields, or RowError naming why it cannot be read."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -108,29 +174,65 @@ def parse_line(line: bytes, fields: Sequence[Field]) -> dict[str, Any]:
     return {f.name: typed_value(record.get(f.name), f) for f in fields}
 
 
-def read_jsonl(path: Path, name: str, fields: Sequence[Field], table: Table) -> Rows:
-    records, rejected, count = [], [], 0
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue  # a blank line is not a row
-            count += 1
-            row_ref = f"{name}:{number}"
-            try:
-                records.append({"row_ref": row_ref, **parse_line(line.rstrip(b"\r\n"), fields)})
-            except RowError as err:
-                payload = line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
-                rejected.append(rejection(table, "read", row_ref, err.reason, err.field, payload))
-    if not count:
-        raise ValueError(f"{name}: empty file (no JSON lines)")
-    schema = {"row_ref": pl.String(), **{f.name: DTYPES[f.kind] for f in fields}}
-    return Rows(pl.DataFrame(records, schema=schema), quarantine_table(rejected), count)
+MSGSPEC_TYPES: dict[str, Any] = {"str": str, "float": float, "int": int, "str_list": list[str], "json": Any}
 
 
-def read_csv(path: Path, name: str, fields: Sequence[Field], table: Table, list_separator: str) -> Rows:
-    data = path.read_bytes()
+@cache
+def fast_decoder(fields: tuple[Field, ...]) -> msgspec.json.Decoder:
+    """A strict decoder of the fields: a required field has no default, so null or absent fails."""
+    spec = [(f"f{i}", MSGSPEC_TYPES[f.kind], msgspec.field(name=f.name)) if f.required and f.kind != "json" else
+            (f"f{i}", MSGSPEC_TYPES[f.kind] | None, msgspec.field(name=f.name, default=None))
+            for i, f in enumerate(fields)]
+    return msgspec.json.Decoder(msgspec.defstruct("Line", spec, kw_only=True))
+
+
+def read_jsonl_lines(lines: Sequence[bytes], first: int, name: str, fields: Sequence[Field], table: Table) -> Rows:
+    """JSONL lines numbered from `first` as typed rows; blank lines are not rows."""
+    fields = tuple(fields)
+    decode = fast_decoder(fields).decode
+    good, numbers, good_lines, slow = [], [], [], []
+    for number, line in enumerate(lines, start=first):
+        line = line.rstrip(b"\r")
+        if not line.strip():
+            continue
+        try:
+            good.append(decode(line))
+        except (msgspec.MsgspecError, UnicodeDecodeError):
+            slow.append((number, line))
+            continue
+        numbers.append(number)
+        good_lines.append(line)
+    columns = {f.name: list(map(operator.attrgetter(f"f{i}"), good)) for i, f in enumerate(fields)}
+    for f in fields:
+        if f.kind == "json":
+            columns[f.name] = [None if v is None else json_text(v) for v in columns[f.name]]
+    # Through Arrow: Polars builds nested columns from Python lists one element at a time.
+    frame = pl.from_arrow(pa.table({ORDER: pa.array(numbers, pa.int64()),
+                                    **{f.name: pa.array(columns[f.name], ARROW[f.kind]) for f in fields}}))
+    # What msgspec accepts but typed_value refuses: a blank required text, a null required JSON value.
+    refused = [pl.col(f.name).str.strip_chars() == "" if f.kind == "str" else pl.col(f.name).is_null()
+               for f in fields if f.required and f.kind in ("str", "json")]
+    if refused and (mask := frame.select(pl.any_horizontal(refused)).to_series()).any():
+        slow += [(numbers[i], good_lines[i]) for i in mask.arg_true().to_list()]
+        frame = frame.filter(~mask)
+    records, rejected = [], []
+    for number, line in sorted(slow):
+        row_ref = f"{name}:{number}"
+        try:
+            records.append({ORDER: number, **parse_line(line, fields)})
+        except RowError as err:
+            payload = line.decode("utf-8", "backslashreplace")
+            rejected.append({**rejection(table, "read", row_ref, err.reason, err.field, payload), ORDER: number})
+    if records:
+        frame = pl.concat([frame, pl.DataFrame(records, schema=frame.schema)]).sort(ORDER)
+    frame = frame.with_columns(row_ref=pl.format("{}:{}", pl.lit(name), ORDER)).select(chunk_schema(fields).keys())
+    return Rows(frame, ordered_quarantine(rejected), frame.height + len(rejected))
+
+
+def read_csv(data: bytes, name: str, fields: Sequence[Field], table: Table, list_separator: str) -> Rows:
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        data.decode("utf-8")
+        decoder.decode(data, final=True)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise ValueError(f"{name}:{line}: not UTF-8 (byte 0x{data[err.start]:02x})") from None
@@ -140,7 +242,7 @@ def read_csv(path: Path, name: str, fields: Sequence[Field], table: Table, list_
         frame = pl.read_csv(data, infer_schema=False)
     except pl.exceptions.PolarsError as err:
         raise ValueError(f"{name}: not a readable CSV: {err}") from err
-    return typed_columns(frame, name, fields, table, list_separator)
+    return typed_columns(frame, name, fields, table, list_separator, 1)
 
 
 def converted(source: pl.Expr, dtype: pl.DataType, field: Field, list_separator: str) -> pl.Expr:
@@ -157,10 +259,9 @@ def converted(source: pl.Expr, dtype: pl.DataType, field: Field, list_separator:
 
 
 def typed_columns(frame: pl.DataFrame, name: str, fields: Sequence[Field], table: Table,
-                  list_separator: str) -> Rows:
-    """Type the columns of a whole table; quarantine rows with a missing or unconvertible value."""
-    if frame.height == 0:
-        raise ValueError(f"{name}: empty file (no rows)")
+                  list_separator: str, first_row: int) -> Rows:
+    """Type the columns of a chunk whose first row is number `first_row`; quarantine rows with a
+    missing or unconvertible value."""
     missing = [f.name for f in fields if f.name not in frame.columns]
     if missing:
         raise ValueError(f"{name}: no column(s) {missing} (has: {frame.columns})")
@@ -173,14 +274,16 @@ def typed_columns(frame: pl.DataFrame, name: str, fields: Sequence[Field], table
         if frame.schema[f.name] == pl.String:
             absent = absent | (source.str.strip_chars() == "")
         dtype = frame.schema[f.name]
-        got = source.cast(pl.String).str.slice(0, 40) if dtype == pl.String or dtype.is_numeric() else pl.lit(str(dtype))
+        readable = dtype == pl.String or dtype.is_numeric()
+        got = source.cast(pl.String).str.slice(0, 40) if readable else pl.lit(str(dtype))
         problems.append(pl.when(absent & f.required).then(pl.lit("missing_field"))
                         .when(~source.is_null() & value.is_null())
                         .then(pl.lit(f"wrong_type: expected {f.kind}, got ") + got))
         typed[f.name] = value
     try:
-        frame = frame.with_row_index("_row", offset=1).with_columns(
-            row_ref=pl.format("{}:{}", pl.lit(name), "_row"),
+        frame = frame.with_row_index(ORDER, offset=first_row).with_columns(
+            pl.col(ORDER).cast(pl.Int64),
+            row_ref=pl.format("{}:{}", pl.lit(name), ORDER),
             _reason=pl.coalesce(problems),
             _field=pl.coalesce(pl.when(p.is_not_null()).then(pl.lit(f.name)) for p, f in zip(problems, fields)),
             **{f"_typed_{k}": v for k, v in typed.items()},
@@ -188,8 +291,8 @@ def typed_columns(frame: pl.DataFrame, name: str, fields: Sequence[Field], table
     except pl.exceptions.PolarsError as err:
         raise ValueError(f"{name}: a column does not convert to its kind: {err}") from err
     bad = frame.filter(pl.col("_reason").is_not_null())
-    rejected = quarantine_frame(bad.select("row_ref", *source_columns, "_reason", "_field"), table, "read",
+    rejected = quarantine_frame(bad.select("row_ref", ORDER, *source_columns, "_reason", "_field"), table, "read",
                                 reason=pl.col("_reason"), field=pl.col("_field"))
     good = frame.filter(pl.col("_reason").is_null()).select(
-        "row_ref", *(pl.col(f"_typed_{f.name}").alias(f.name) for f in fields))
+        "row_ref", ORDER, *(pl.col(f"_typed_{f.name}").alias(f.name) for f in fields))
     return Rows(good, rejected, frame.height)

@@ -1,4 +1,9 @@
-"""What a catalog plug-in hands to ingest: canonical items and interactions, and every row it rejected.
+"""What a catalog plug-in hands to ingest: a Plan of its raw files, and the pieces plug-ins share.
+
+A Plan names how to read each table, and both engines read it the same way: a `Stream` is a large
+file read split by split, each chunk typed (readers.py) and mapped onto the canonical columns by the
+plug-in's row-local `map`; items may instead come whole from a function (joins and group-bys over
+small files). `Source` is a whole catalog in memory (`pipelines.catalogs.load`).
 
 Quarantine rows name the table and step that rejected them in `source` ("items/read",
 "interactions/item", ...) and a reason `"<code>"` or `"<code>: <detail>"`; counts.json counts codes.
@@ -7,7 +12,7 @@ Quarantine rows name the table and step that rejected them in `source` ("items/r
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +23,50 @@ from pipelines.common.schemas import ITEMS, QUARANTINE, conform
 
 Table = Literal["items", "interactions"]
 SEP = " [SEP] "
+ORDER = "_ord"  # a row's line (JSONL) or row number in its file: the engines' source order and tie-break
+Mapping = Callable[[pl.DataFrame], pl.DataFrame]
+Kind = Literal["str", "float", "int", "str_list", "json"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field of a source file, typed on reading (pipelines/catalogs/readers.py)."""
+
+    name: str  # the source's field / column name
+    kind: Kind = "str"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A raw file both engines read in splits.
+
+    `map` gets a typed chunk (row_ref, _ord, the fields) and returns the same rows in the same order
+    with the canonical columns (items: item_id, title, document and any other ITEMS column); it is
+    row-local, so any chunking gives the same rows. It may refuse a row by setting `_reason` (and
+    `_field`): the row is then quarantined at step "read" with its typed fields as payload.
+    """
+
+    path: str  # under the raw folder, and how row refs name the file
+    fields: tuple[Field, ...]
+    map: Mapping
+    list_separator: str = "|"  # splits text into a str_list field (CSV)
+
+
+@dataclass(frozen=True)
+class Items:
+    """A catalog's items built whole by its plug-in, before the title and unique checks."""
+
+    frame: pl.DataFrame  # row_ref, item_id, title, document, any other ITEMS columns
+    quarantine: pa.Table  # QUARANTINE: the rows the plug-in could not read or use
+    raw: int  # items read
+    stats: dict[str, int] = field(default_factory=dict)  # source facts worth a metric (e.g. join sizes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    interactions: Stream
+    items: Stream | Callable[[], Items]  # a picklable callable (e.g. functools.partial): Beam runs it on a worker
 
 
 @dataclass(frozen=True)
@@ -41,19 +90,28 @@ def quarantine_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 def quarantine_frame(rejected: pl.DataFrame, table: Table, step: str | pl.Expr, reason: str | pl.Expr,
                      field: str | pl.Expr | None) -> pa.Table:
-    """QUARANTINE rows for rejected canonical rows (plain strings are literals); payload = the row as JSON."""
+    """QUARANTINE rows for rejected canonical rows (plain strings are literals); payload = the row as JSON,
+    or its `_payload` where it has one. An ORDER column (the source position) is kept."""
     def expr(value: str | pl.Expr | None) -> pl.Expr:
         return value if isinstance(value, pl.Expr) else pl.lit(value, pl.String)
 
-    columns = [c for c in rejected.columns if not c.startswith("_") and c != "row_ref"]
     frame = rejected.select(
         source=pl.lit(f"{table}/") + expr(step),
         row_ref="row_ref",
         field=expr(field),
         reason=expr(reason),
-        payload=pl.struct(columns).struct.json_encode(),
+        payload=pl.col("_payload") if "_payload" in rejected.columns else payload(rejected.columns),
     )
-    return conform(frame.to_arrow(), QUARANTINE, f"{table} quarantine")
+    ordered = ORDER in rejected.columns
+    schema = QUARANTINE.append(pa.field(ORDER, pa.int64())) if ordered else QUARANTINE
+    if ordered:
+        frame = frame.with_columns(rejected[ORDER].cast(pl.Int64))
+    return conform(frame.to_arrow(), schema, f"{table} quarantine")
+
+
+def payload(columns: Sequence[str]) -> pl.Expr:
+    """A row as JSON: its columns but row_ref and the engines' own (`_...`)."""
+    return pl.struct([c for c in columns if not c.startswith("_") and c != "row_ref"]).struct.json_encode()
 
 
 def document(parts: Sequence[pl.Expr], max_chars: int) -> pl.Expr:
@@ -87,26 +145,34 @@ def canonical(frame: pl.DataFrame, schema: pa.Schema, name: str) -> pa.Table:
     return conform(frame.with_columns(absent).select(schema.names).to_arrow(), schema, name)
 
 
+def titled(items: pl.DataFrame, catalog: str) -> tuple[pl.DataFrame, pa.Table]:
+    """Mapped items (row_ref, item_id, title, document, ...) that have a title and a document, each with
+    its `_payload` (the unique check may still quarantine it); and the quarantine of the others (step "title")."""
+    frame = items.with_columns(catalog=pl.lit(catalog), title=pl.col("title").str.strip_chars())
+    no_title, no_document = (pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in ("title", "document"))
+    quarantine = quarantine_frame(frame.filter(no_title | no_document), "items", "title",
+                                  reason=pl.when(no_title).then(pl.lit("missing_title")).otherwise(pl.lit("empty_document")),
+                                  field=pl.when(no_title).then(pl.lit("title")).otherwise(pl.lit("document")))
+    return frame.filter(~(no_title | no_document)).with_columns(_payload=payload(frame.columns)), quarantine
+
+
+def duplicates(rows: pl.DataFrame) -> pa.Table:
+    """Quarantine of titled items whose id an earlier row (`_first`, its row_ref) already has (step "unique")."""
+    return quarantine_frame(rows, "items", "unique", reason=pl.lit("duplicate_item_id: first at ") + pl.col("_first"),
+                            field="item_id")
+
+
 def check_items(items: pl.DataFrame, catalog: str) -> tuple[pa.Table, pa.Table]:
     """Split mapped items (row_ref, item_id, title, document, any other ITEMS columns) into ITEMS and quarantine.
 
     An item needs a title and a document (step "title"), and its id once (step "unique": the first
     titled row wins; later ones are quarantined with a pointer to it).
     """
-    frame = items.with_columns(catalog=pl.lit(catalog), title=pl.col("title").str.strip_chars())
-    no_title, no_document = (pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in ("title", "document"))
-    untitled = frame.filter(no_title | no_document)
-    titled = frame.filter(~(no_title | no_document))
+    kept, untitled = titled(items, catalog)
     first = pl.col("item_id").is_first_distinct()
-    quarantine = pa.concat_tables([
-        quarantine_frame(untitled, "items", "title",
-                         reason=pl.when(no_title).then(pl.lit("missing_title")).otherwise(pl.lit("empty_document")),
-                         field=pl.when(no_title).then(pl.lit("title")).otherwise(pl.lit("document"))),
-        quarantine_frame(titled.with_columns(_first=pl.col("row_ref").first().over("item_id")).filter(~first),
-                         "items", "unique", reason=pl.lit("duplicate_item_id: first at ") + pl.col("_first"),
-                         field="item_id"),
-    ])
-    return canonical(titled.filter(first), ITEMS, f"{catalog} items"), quarantine
+    later = kept.with_columns(_first=pl.col("row_ref").first().over("item_id")).filter(~first)
+    quarantine = pa.concat_tables([untitled, duplicates(later)])
+    return canonical(kept.filter(first), ITEMS, f"{catalog} items"), quarantine
 
 
 def settings(options: dict[str, Any], catalog: str, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ TMDB ids, and a rating whose movie has no TMDB id is quarantined ("unlinked_item
 from __future__ import annotations
 
 import json
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,15 @@ import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, RowError, read
 from pipelines.catalogs.source import (
-    Source, attributes, canonical, check_items, film_document, quarantine_frame, quarantine_table, rejection,
+    Items,
+    Plan,
+    Stream,
+    attributes,
+    film_document,
+    quarantine_table,
+    rejection,
     settings,
 )
-from pipelines.common.schemas import INTERACTIONS
 
 DEFAULTS = {
     "movies": "tmdb_5000_movies.csv",
@@ -35,8 +41,8 @@ MOVIE_FIELDS = [Field("id", "int", required=True), Field("title"), Field("overvi
                 Field("vote_count", "int")]
 CREDIT_FIELDS = [Field("movie_id", "int", required=True), Field("cast"), Field("crew")]
 LINK_FIELDS = [Field("movieId", "int", required=True), Field("imdbId"), Field("tmdbId", "int")]
-RATING_FIELDS = [Field("userId", "int", required=True), Field("movieId", "int", required=True),
-                 Field("rating", "float", required=True), Field("timestamp", "int")]
+RATING_FIELDS = (Field("userId", "int", required=True), Field("movieId", "int", required=True),
+                 Field("rating", "float", required=True), Field("timestamp", "int"))
 
 
 def json_list(text: str | None, column: str) -> list[dict[str, Any]]:
@@ -79,8 +85,7 @@ def movie_items(movies: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
     return pl.DataFrame(rows, schema=schema), quarantine_table(rejected)
 
 
-def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
-    opts = settings(options, catalog, DEFAULTS)
+def tmdb_items(raw: Path, opts: dict[str, Any]) -> Items:
     movies = read(raw / opts["movies"], opts["movies"], MOVIE_FIELDS, "items")
     parsed, unparsed = movie_items(movies.frame)
     credits = read_credits(raw / opts["credits"], opts["credits"], opts["cast_names"])
@@ -97,20 +102,26 @@ def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
                                                              "vote_count")}) for m in items.iter_rows(named=True)],
                              dtype=pl.String),
     )
-    kept, rejected = check_items(items, catalog)
+    return Items(items, pa.concat_tables([movies.rejected, unparsed]), movies.count)
 
-    links = read(raw / opts["links"], opts["links"], LINK_FIELDS, "interactions").whole()
-    ratings = read(raw / opts["ratings"], opts["ratings"], RATING_FIELDS, "interactions")
-    linked = ratings.frame.join(links.select("movieId", "tmdbId"), on="movieId", how="left")
-    unlinked = quarantine_frame(linked.filter(pl.col("tmdbId").is_null()), "interactions", "read",
-                                pl.format("unlinked_item: movieId {} has no tmdbId in {}", "movieId",
-                                          pl.lit(opts["links"])), "movieId")
-    interactions = linked.filter(pl.col("tmdbId").is_not_null()).select(
-        "row_ref", "rating", "timestamp", user_id=pl.col("userId").cast(pl.String),
-        item_id=pl.col("tmdbId").cast(pl.String))
-    return Source(
-        items=kept,
-        interactions=canonical(interactions, INTERACTIONS, f"{catalog} interactions"),
-        quarantine=pa.concat_tables([movies.rejected, unparsed, rejected, ratings.rejected, unlinked]),
-        raw={"items": movies.count, "interactions": ratings.count},
-    )
+
+@cache
+def read_links(path: Path, name: str) -> pl.DataFrame:
+    """MovieLens id -> TMDB id, read once per process (a lookup table: it must read whole)."""
+    return read(path, name, LINK_FIELDS, "interactions").whole().select("movieId", "tmdbId")
+
+
+def linked_ratings(ratings: pl.DataFrame, links: Path, links_name: str) -> pl.DataFrame:
+    """Ratings with TMDB ids; a rating whose movie has no TMDB id is refused ("unlinked_item")."""
+    linked = ratings.join(read_links(links, links_name), on="movieId", how="left", maintain_order="left")
+    return linked.select(
+        "rating", "timestamp", user_id=pl.col("userId").cast(pl.String), item_id=pl.col("tmdbId").cast(pl.String),
+        _reason=pl.when(pl.col("tmdbId").is_null()).then(
+            pl.format("unlinked_item: movieId {} has no tmdbId in {}", "movieId", pl.lit(links_name))),
+        _field=pl.when(pl.col("tmdbId").is_null()).then(pl.lit("movieId")))
+
+
+def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+    opts = settings(options, catalog, DEFAULTS)
+    ratings = partial(linked_ratings, links=raw / opts["links"], links_name=opts["links"])
+    return Plan(interactions=Stream(opts["ratings"], RATING_FIELDS, ratings), items=partial(tmdb_items, raw, opts))

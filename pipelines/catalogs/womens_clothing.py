@@ -8,18 +8,17 @@ the reviews (summary = review title, text = review body), with no user and no ti
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from pipelines.catalogs.readers import Field, read
-from pipelines.catalogs.source import Source, canonical, check_items, settings
-from pipelines.common.schemas import INTERACTIONS
+from pipelines.catalogs.source import Items, Plan, Stream, quarantine_table, settings
 
 DEFAULTS = {"reviews": "womens_clothing_reviews.parquet", "document_max_chars": 1200}
-FIELDS = [
+FIELDS = (
     Field("Clothing ID", "int", required=True),
     Field("Rating", "float", required=True),
     Field("Title"),
@@ -27,29 +26,32 @@ FIELDS = [
     Field("Division Name"),
     Field("Department Name"),
     Field("Class Name"),
-]
+)
 
 
-def load(raw: Path, catalog: str, options: dict[str, Any]) -> Source:
-    opts = settings(options, catalog, DEFAULTS)
-    reviews = read(raw / opts["reviews"], opts["reviews"], FIELDS, "interactions")
-    frame = reviews.frame.with_columns(item_id=pl.col("Clothing ID").cast(pl.String))
-    interactions = frame.select("row_ref", "item_id", rating="Rating", summary="Title", text="Review Text")
+def review_rows(reviews: pl.DataFrame) -> pl.DataFrame:
+    return reviews.select(item_id=pl.col("Clothing ID").cast(pl.String), rating="Rating", summary="Title",
+                          text="Review Text")
+
+
+def clothing_items(path: Path, name: str, max_chars: int) -> Items:
+    """An item is described by its first review that names each field (reviews agree in this file)."""
+    reviews = read(path, name, FIELDS, "interactions")
     division, department, kind = pl.col("Division Name"), pl.col("Department Name"), pl.col("Class Name")
-    # An item is described by its first review that names each field (reviews agree in this file).
-    items = frame.group_by("item_id", maintain_order=True).agg(
+    items = reviews.frame.with_columns(item_id=pl.col("Clothing ID").cast(pl.String)).group_by(
+        "item_id", maintain_order=True).agg(
         pl.col("row_ref").first(), *(c.drop_nulls().first() for c in (division, department, kind)))
     title = pl.format("{} — {} ({})", kind, department, division)
     items = items.with_columns(
         title=title,
         categories=pl.concat_list(division, department, kind),
         attributes=pl.struct(division=division, department=department, **{"class": kind}).struct.json_encode(),
-        document=title.str.slice(0, opts["document_max_chars"]),
+        document=title.str.slice(0, max_chars),
     )
-    kept, rejected = check_items(items, catalog)
-    return Source(
-        items=kept,
-        interactions=canonical(interactions, INTERACTIONS, f"{catalog} interactions"),
-        quarantine=pa.concat_tables([reviews.rejected, rejected]),
-        raw={"items": items.height, "interactions": reviews.count},
-    )
+    return Items(items, quarantine_table([]), items.height)
+
+
+def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+    opts = settings(options, catalog, DEFAULTS)
+    return Plan(interactions=Stream(opts["reviews"], FIELDS, review_rows),
+                items=partial(clothing_items, raw / opts["reviews"], opts["reviews"], opts["document_max_chars"]))

@@ -29,11 +29,12 @@ def bm25_in_index_order(index: ShardedIndex, documents: Mapping[str, str], sourc
 
 
 def local_snapshot(index: str | Path, encoder: str | Path, documents: Mapping[str, str],
-                   fusion: Fusion = Fusion(), threads: int | None = None) -> Snapshot:
-    """A Snapshot over the index and encoder folders, with BM25 built over `documents` (item id -> text)."""
+                   fusion: Fusion | None = None, threads: int | None = None) -> Snapshot:
+    """A Snapshot over the index and encoder folders, with BM25 built over `documents` (item id -> text);
+    it searches dense unless given a fusion."""
     opened = ShardedIndex.open(index)
     return Snapshot(opened, Encoder.load(encoder, "int8", threads), bm25_in_index_order(opened, documents, str(index)),
-                    fusion)
+                    fusion or Fusion("dense"))
 
 
 def rankings(snapshot: Snapshot, texts: Sequence[str], fusions: Sequence[Fusion], k: int) -> dict[Fusion, Rankings]:

@@ -1,12 +1,13 @@
-"""Beam transforms of the ingest rules (pipelines/ingest/filters.py); rows are INTERACTIONS dicts plus ORDER.
+"""Beam transforms of the ingest: reading a plan's splits, and the rules (pipelines/ingest/filters.py).
 
-Every transform has a main output (rows kept) and a REJECTED output (the row plus `_step` and
-`_reason`); `FilterInteractions` chains them in STEPS order and flattens the rejected rows.
+Rows are dicts (INTERACTIONS plus ORDER for interactions). Every rule has a main output (rows kept)
+and a REJECTED output (the row plus `_step` and `_reason`); `FilterInteractions` chains them in
+STEPS order (the item rule a CoGroupByKey with the kept item ids) and flattens the rejected rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -33,14 +34,22 @@ def rejected(row: Row, step: str, reason: str | None = None) -> pvalue.TaggedOut
 
 
 class RowRules(beam.DoFn):
-    """Rating, tokens and item rules; `known_items` is a side input mapping item_id -> anything."""
+    """The rating and tokens rules (the item rule is a join: `known_item`)."""
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
 
-    def process(self, row: Row, known_items: Mapping[str, Any]) -> Iterator[Any]:
-        step = row_rejection(row, self.rules, row["item_id"] in known_items)
+    def process(self, row: Row) -> Iterator[Any]:
+        step = row_rejection(row, self.rules, known_item=True)
         yield row if step is None else rejected(row, step)
+
+
+def known_item(joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
+    """One item id's rows after CoGroupByKey with the kept item ids: kept if the id is one of them."""
+    _, sides = joined
+    known = any(True for _ in sides["items"])
+    for row in sides["rows"]:
+        yield row if known else rejected(row, "item")
 
 
 class LanguageRule(beam.DoFn):
@@ -88,15 +97,18 @@ def user_key(*columns: str) -> Any:
 class FilterInteractions(beam.PTransform):
     """All ingest rules in STEPS order -> (kept rows, rejected rows)."""
 
-    def __init__(self, rules: Rules, known_items: pvalue.AsSideInput) -> None:
+    def __init__(self, rules: Rules, item_ids: beam.PCollection) -> None:
         super().__init__()
         self.rules = rules
-        self.known_items = known_items
+        self.item_ids = item_ids
 
     def expand(self, rows: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        row_rules = rows | "row rules" >> beam.ParDo(RowRules(self.rules), self.known_items).with_outputs(
-            REJECTED, main="kept")
-        language = (row_rules.kept
+        row_rules = rows | "row rules" >> beam.ParDo(RowRules(self.rules)).with_outputs(REJECTED, main="kept")
+        item = ({"rows": row_rules.kept | "key item" >> beam.Map(lambda r: (r["item_id"], r)),
+                 "items": self.item_ids | "key item id" >> beam.Map(lambda i: (i, None))}
+                | "join items" >> beam.CoGroupByKey()
+                | "item rule" >> beam.FlatMap(known_item).with_outputs(REJECTED, main="kept"))
+        language = (item.kept
                     | "batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=8192)
                     | "language" >> beam.ParDo(LanguageRule(self.rules)).with_outputs(REJECTED, main="kept"))
         duplicate = (language.kept
@@ -108,6 +120,6 @@ class FilterInteractions(beam.PTransform):
                      | "group user" >> beam.GroupByKey()
                      | "min positives" >> beam.FlatMap(min_positives(self.rules.min_user_positives))
                      .with_outputs(REJECTED, main="kept"))
-        steps = (row_rules, language, duplicate, positives)
+        steps = (row_rules, item, language, duplicate, positives)
         rejected_rows = tuple(s[REJECTED] for s in steps) | "all rejected" >> beam.Flatten()
         return positives.kept, rejected_rows

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.catalogs.source import ORDER
 from pipelines.common.schemas import INTERACTIONS
 from pipelines.ingest import langid
 
@@ -39,7 +40,6 @@ REASONS = {
 }
 WRONG_LANGUAGE = "wrong_language: "  # + the detected language code
 
-ORDER = "_ord"  # the row's position in the source: the engines' tie-break and output order
 # What an engine returns for the rows it rejects: the row, the step that rejected it and why.
 REJECTED = pa.schema([*INTERACTIONS, pa.field("_step", pa.string(), nullable=False),
                       pa.field("_reason", pa.string(), nullable=False)])
@@ -48,14 +48,6 @@ REJECTED = pa.schema([*INTERACTIONS, pa.field("_step", pa.string(), nullable=Fal
 # Python's `re` and Polars' Rust regex agree on every input (their `\s` and `\w` differ).
 TOKEN_PATTERN = r"[^ \t\n\r\f\v]+"
 _TOKEN = re.compile(TOKEN_PATTERN)
-
-
-@dataclass(frozen=True)
-class Filtered:
-    """An engine's result; both tables in source order."""
-
-    kept: pa.Table  # INTERACTIONS
-    rejected: pa.Table  # REJECTED
 
 
 @dataclass(frozen=True)
@@ -76,8 +68,8 @@ class Rules:
             value = params.get(key)
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise ValueError(f"ingest.filters.{key}: expected {kind}, got {value!r}")
-        if params["language"] not in langid.identifier().labels:
-            raise ValueError(f"ingest.filters.language: {params['language']!r} is not a py3langid language")
+        if params["language"] not in langid.LANGUAGES:
+            raise ValueError(f"ingest.filters.language: {params['language']!r} is not a CLD2 language code")
         return cls(float(params["min_rating"]), params["min_tokens"], params["language"],
                    params["min_user_positives"])
 
@@ -104,7 +96,7 @@ def row_rejection(row: Mapping[str, Any], rules: Rules, known_item: bool) -> str
 
 
 def languages(texts: Sequence[str | None]) -> list[str | None]:
-    """Detected language per text (batched py3langid); None where the text is None."""
+    """Detected language per text (CLD2); None where the text is None."""
     present = [i for i, text in enumerate(texts) if text is not None]
     detected: list[str | None] = [None] * len(texts)
     for i, code in zip(present, langid.classify([texts[i] for i in present])):

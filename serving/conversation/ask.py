@@ -24,13 +24,15 @@ from typing import Any, Literal, Protocol, get_args
 from serving.conversation.constrained import EntityConstraint
 from serving.conversation.extraction import Extraction
 from serving.conversation.gazetteer import Gazetteer
-from serving.conversation.intent_model import IntentModel
+from serving.conversation.intent_model import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, IntentModel
 from serving.conversation.movie_facts import decade, split_names
 from serving.hits import Hit
 
 GAZETTEER_FILE, CHOICE_FILE = "gazetteer.json", "conversation.json"
 Extractor = Literal["model", "gazetteer"]
 EXTRACTORS: tuple[str, ...] = get_args(Extractor)
+NEEDS: dict[str, tuple[str, ...]] = {  # the files each extractor reads from an intent folder
+    "gazetteer": (GAZETTEER_FILE,), "model": (GAZETTEER_FILE, MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)}
 
 MESSAGES = {
     "chitchat": "Hi! Tell me a movie you liked, a genre, a director, an actor or a mood, and I'll suggest films.",
@@ -163,6 +165,11 @@ def constrained_extractor(model: IntentModel, gazetteer: Gazetteer) -> Callable[
     return lambda text: model.extract(text, catalog.restricted(gazetteer.mentions(text)))
 
 
+def shipped(folder: str | Path) -> tuple[Extractor, ...]:
+    """The extractors an intent folder carries (a catalog without an LM may ship the gazetteer alone)."""
+    return tuple(kind for kind in EXTRACTORS if all((Path(folder) / name).is_file() for name in NEEDS[kind]))
+
+
 @dataclass(frozen=True)
 class Conversation:
     """What a snapshot needs to answer conversational requests: an extractor and title -> item ids."""
@@ -170,6 +177,7 @@ class Conversation:
     extract: Callable[[str], Extraction]
     title_items: Mapping[str, Sequence[str]]
     kind: Extractor
+    folder: Path | None = None  # the intent folder it was loaded from
 
     @classmethod
     def load(cls, folder: str | Path, kind: Extractor | None = None) -> Conversation:
@@ -180,9 +188,12 @@ class Conversation:
             kind = json.loads((folder / CHOICE_FILE).read_text(encoding="utf-8"))["extractor"]
         if kind not in EXTRACTORS:
             raise ValueError(f"{folder}: extractor must be one of {EXTRACTORS}, not {kind!r}")
+        missing = [name for name in NEEDS[kind] if not (folder / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{folder}: the {kind} extractor needs {', '.join(missing)}")
         gazetteer = Gazetteer.load(folder / GAZETTEER_FILE)
         extract = constrained_extractor(IntentModel.load(folder), gazetteer) if kind == "model" else gazetteer.extract
-        return cls(extract, gazetteer.title_items, kind)
+        return cls(extract, gazetteer.title_items, kind, folder)
 
     def ask(self, searcher: Searcher, text: str, k: int = 10) -> Answer:
         return ask(searcher, self.extract, self.title_items, text, k)

@@ -1,0 +1,62 @@
+"""Expected failures and the `semrec` exit code of each: the CLI prints one line saying what to do.
+
+    2 usage                bad option or filter (argparse, FilterError)
+    3 not found            nothing published, no such snapshot, no such item or file
+    4 verification failed  a manifest or a file does not match its checksum, or is unsafe
+    5 storage              the store cannot be reached, or refuses our credentials
+
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from serving.filters import FilterError
+from serving.manifest import ManifestError, check_name
+
+USAGE, NOT_FOUND, VERIFICATION_FAILED, STORAGE = 2, 3, 4, 5
+
+_HINTS = {
+    USAGE: "see `semrec <command> --help`",
+    NOT_FOUND: "check --root, --catalog and the id, or publish first (`semrec publish`)",
+    VERIFICATION_FAILED: "the published files do not match their manifest: republish, or roll back "
+                         "(`semrec publish rollback --to <snapshot_id>`)",
+    STORAGE: "check --root, AWS_ENDPOINT_URL and the AWS credentials (AWS_ACCESS_KEY_ID and "
+             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)",
+}
+
+
+class NotFound(LookupError):
+    """Nothing is published under a catalog, or a snapshot or item does not exist."""
+
+    def __str__(self) -> str:  # LookupError's str() would quote the message like a KeyError's
+        return str(self.args[0]) if self.args else ""
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The exit code of an expected failure; None for anything else (a bug)."""
+    if isinstance(err, FilterError):
+        return USAGE
+    if isinstance(err, (NotFound, FileNotFoundError)):
+        return NOT_FOUND
+    if isinstance(err, ManifestError):
+        return VERIFICATION_FAILED
+    if isinstance(err, OSError) or any(cls.__module__.split(".")[0] in {"botocore", "aiobotocore"}
+                                       for cls in type(err).__mro__):
+        return STORAGE  # PermissionError, ConnectionError, timeouts; botocore's NoCredentialsError, ...
+    return None
+
+
+def one_line(command: str, err: BaseException, code: int) -> str:
+    """`semrec <command>: <what went wrong>; <what to do>`, on a single line."""
+    what = " ".join(str(err).split()) or type(err).__name__
+    return f"semrec {command}: {what}; {_HINTS[code]}"
+
+
+def name_argument(value: str) -> str:
+    """argparse `type=` for a catalog or snapshot id: an unsafe name is a usage error."""
+    try:
+        return check_name(value, "name")
+    except ManifestError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
