@@ -7,8 +7,9 @@ MultipleNegativesRankingLoss (in-batch negatives, scale 1/temperature), AdamW wi
 10% warmup, gradient accumulation, and a no-duplicates batch sampler (a repeated text in a batch would be
 a false negative). Every `eval_steps` steps the model is scored on the validation pairs
 (pipelines.common.validation: dense and RRF-fused with BM25, over every document) and the checkpoint best
-by `checkpoint_metric` is the one kept: the output is a candidate for the `select` stage, not the shipped
-encoder by assumption. CUDA with
+by `checkpoint_metric` is the one kept (training stops after `early_stopping_patience` scored checkpoints
+without a better one): the output is a candidate for the `select` stage, not the shipped encoder by
+assumption. CUDA with
 mixed precision (bf16 where supported, else fp16) when present, CPU otherwise (`device_settings`).
 `lora: true` trains a LoRA adapter on the attention/dense layers of the params-selected architecture and
 merges it into the weights, so the output is a plain sentence-transformers folder either way.
@@ -34,7 +35,7 @@ from sentence_transformers import (
 )
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-from transformers import TrainerCallback
+from transformers import EarlyStoppingCallback, TrainerCallback
 
 from pipelines.common.atomic import atomic_dir, write_csv
 from pipelines.common.params import load_section
@@ -62,6 +63,7 @@ class TrainParams:
     hard_negatives_range_min: int  # skip this many top-ranked candidates (likely unlabelled positives)
     eval_steps: int  # score the model on validation every this many steps; the best checkpoint is kept
     checkpoint_metric: str  # by this metric (pipelines.common.validation.NAMES)
+    early_stopping_patience: int  # stop after this many scored checkpoints without a better one (0: never)
 
     @classmethod
     def from_section(cls, section: dict[str, Any]) -> TrainParams:
@@ -71,8 +73,10 @@ class TrainParams:
         if unknown or missing:
             raise ValueError(f"params train: unknown keys {unknown}, missing keys {missing}")
         params = cls(**{**section, "base_model": Path(section["base_model"])})
-        if params.temperature <= 0 or params.max_steps < 1 or params.batch_size < 2 or params.eval_steps < 1:
-            raise ValueError("params train: need temperature > 0, max_steps >= 1, batch_size >= 2, eval_steps >= 1")
+        if (params.temperature <= 0 or params.max_steps < 1 or params.batch_size < 2 or params.eval_steps < 1
+                or params.early_stopping_patience < 0):
+            raise ValueError("params train: need temperature > 0, max_steps >= 1, batch_size >= 2, eval_steps >= 1, "
+                             "early_stopping_patience >= 0")
         check_metric(params.checkpoint_metric, "params train.checkpoint_metric")
         return params
 
@@ -153,8 +157,11 @@ def fit(model: SentenceTransformer, dataset: Dataset, params: TrainParams, outpu
     )
     loss = MultipleNegativesRankingLoss(model, scale=1.0 / params.temperature)
     log = LossLog()
+    callbacks: list[TrainerCallback] = [log]
+    if params.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience))
     SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator,
-                               callbacks=[log]).train()
+                               callbacks=callbacks).train()
     return log
 
 

@@ -37,6 +37,9 @@ def test_publish_ships_intent_in_the_manifest_and_the_reader_asks_from_it(fixtur
     assert "i01" not in [s.hit.item_id for s in answer.suggestions]  # the anchor is not suggested back
     assert all(s.explanation.startswith(f"If you enjoyed Red summer dress, you might like {s.hit.title}")
                for s in answer.suggestions)
+    printed = str(answer).splitlines()  # what `print(reader.ask(...))` shows a person
+    assert printed[0] == "intent: recommend (titles: Red summer dress)" and len(printed) == 4
+    assert printed[1].startswith(f"1. {answer.suggestions[0].hit.title} [") and "you might like" in printed[1]
 
 
 def test_a_tampered_intent_file_is_refused_like_any_other(ask_root, tmp_path):

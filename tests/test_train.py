@@ -23,7 +23,7 @@ PARAMS = {"base_model": str(BASE), "seed": 42, "max_steps": 4, "batch_size": 8, 
           "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
           "lora_targets": {"bert": ["query", "key", "value", "dense"], "mpnet": ["q", "k", "v", "o", "dense"]},
           "hard_negatives": False, "hard_negatives_range_min": 2, "eval_steps": 2,
-          "checkpoint_metric": "fused_recall@10"}
+          "checkpoint_metric": "fused_recall@10", "early_stopping_patience": 0}
 
 
 def mnrl_loss(model: SentenceTransformer, queries: list[str], documents: list[str]) -> float:

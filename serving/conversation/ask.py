@@ -66,6 +66,16 @@ class Answer:
         return {"intent": self.request.intent, "request": self.request.to_dict(), "message": self.message,
                 "items": [s.hit.to_dict() | {"explanation": s.explanation} for s in self.suggestions]}
 
+    def __str__(self) -> str:
+        """What a person reads: the request as understood, any message, then each suggestion with its why."""
+        understood = "; ".join(f"{name}: {', '.join(values)}" for name, values in self.request.to_dict().items()
+                               if name != "intent" and values)
+        lines = [f"intent: {self.request.intent}" + (f" ({understood})" if understood else "")]
+        lines += [self.message] if self.message else []
+        lines += [f"{rank}. {s.hit.title} [{s.hit.item_id}]: {s.explanation}"
+                  for rank, s in enumerate(self.suggestions, 1)]
+        return "\n".join(lines)
+
 
 def people_of(hit: Hit) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(directors, cast) of an item."""
