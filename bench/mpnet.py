@@ -1,12 +1,13 @@
 """MiniLM or MPNet: what all-mpnet-base-v2's quality costs in latency, size and CPU time, measured on one catalog.
 
     semrec fetch --group mpnet --out models/base        # once: the pinned MPNet folder
-    nice -n 19 python bench/mpnet.py [--steps 100] [--pairs data/fashion/pairs] [--work models/bench]
+    nice -n 19 python bench/mpnet.py [--steps 50] [--pairs data/fashion/pairs] [--work models/bench]
 
 Side by side in one run, on the fashion test queries (the paper's protocol: a whole review -> its item)
 and their hard form (`test_hard`: the title, else the first words): all-MiniLM-L6-v2 and all-mpnet-base-v2,
 each zero-shot and fine-tuned by the project's own train stage (params.yaml `train` with only `base_model`
-and `max_steps` replaced: the same recipe and steps for both). Each is scored over every document by exact
+and `max_steps` replaced: the same recipe and steps for both; 50 by default, where fashion's fine-tune peaked
+in the pipeline, one validation scoring at params' `eval_steps` 50). Each is scored over every document by exact
 cosine search (`dense`) and dense fused with BM25 by reciprocal rank fusion (`fused`), with the code train
 and select score with (pipelines.common.validation); Recall@10 and MRR@10 carry percentile bootstrap CIs
 and the paired difference against MiniLM fine-tuned (evaluate.bootstrap's resamples). Each fine-tuned model
@@ -14,7 +15,7 @@ then goes through pipelines.quantize (MPNet keeps its FFN output MatMuls FP32, `
 INT8/FP32 cosine and whether the stage's parity gate would pass, file sizes, batch-1 one-thread query
 latency p50/p99 of the ONNX encoders (bench/encoder.py's warm block-wise loop, short test_hard queries) and
 INT8 docs/s at batch 32 on one thread. Training cost is the train stage's wall and CPU (process) time per
-step, its validation scorings included (the same number for both models).
+step run (early stopping may end a run before `--steps`), its validation scorings included.
 
 Every expensive step is cached under --work (a fine-tuned folder then its train.json, an encoder folder
 then its quantize.json, embeddings as .npy): a rerun after a crash resumes at the step that did not finish.
@@ -28,13 +29,15 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from encoder import BLOCK, Embed, cpu, latencies, throughput  # bench/encoder.py: the same warm timing loop
+# bench/encoder.py: the same warm timing loop
+from encoder import BLOCK, Embed, cpu, latencies, throughput
+
 from pipelines.common.atomic import atomic_path, write_json
 from pipelines.common.bootstrap import interval, paired_difference, resample_weights
 from pipelines.common.metrics import per_query
@@ -62,19 +65,23 @@ def fine_tune(base: Path, pairs: Path, steps: int, folder: Path, params_path: Pa
     """`pipelines.train` on `base` for `steps` steps into `folder/finetuned`; its timings in `folder/train.json`."""
     done = cached_json(folder / "train.json")
     if done is not None:
+        if done["steps"] != steps:
+            raise SystemExit(f"{folder} was fine-tuned for {done['steps']} steps, not {steps}: delete it to retrain")
         return done
     params = replace(TrainParams.from_section(load_section("train", params_path)), base_model=base, max_steps=steps)
     before, wall, cpu_time = loadavg(), time.perf_counter(), time.process_time()
     log = train(pairs, params, folder / "finetuned")
     wall, cpu_time = time.perf_counter() - wall, time.process_time() - cpu_time
-    result = {"base_model": str(base), "steps": steps, "batch_size": params.batch_size,
+    run = log.rows[-1][0]  # optimizer steps taken: fewer than `steps` where early stopping ended the run
+    result = {"base_model": str(base), "steps": steps, "steps_run": run, "batch_size": params.batch_size,
               "max_seq_length": params.max_seq_length, "learning_rate": params.learning_rate,
               "eval_steps": params.eval_steps, "checkpoint_metric": params.checkpoint_metric,
               "validation_scorings": len(log.validation), "validation": log.validation,
               "kept_step": max(log.validation, key=lambda row: row[params.checkpoint_metric])["step"],
               "loss_first": log.rows[0][1], "loss_last": log.rows[-1][1],
-              "wall_s": wall, "cpu_s": cpu_time, "wall_s_per_step": wall / steps, "cpu_s_per_step": cpu_time / steps,
-              "loadavg_before": before, "loadavg_after": loadavg()}
+              "wall_s": wall, "cpu_s": cpu_time, "wall_s_per_step": wall / run, "cpu_s_per_step": cpu_time / run,
+              "loadavg_before": before, "loadavg_after": loadavg(),
+              "params": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(params).items()}}
     write_json(result, folder / "train.json")
     return result
 
@@ -172,16 +179,18 @@ LABELS = {"bm25": "BM25", "minilm_zero_shot": "MiniLM zero-shot", "minilm_finetu
 
 
 def markdown(result: Mapping[str, Any]) -> str:
-    steps = result["steps"]
+    steps, training = result["steps"], result["training"]
+    run = "; ".join(f"{LABELS[name + '_finetuned'].split()[0]}: {t.get('steps_run', steps)} run, step {t['kept_step']} kept"
+                    for name, t in training.items())
     lines = [f"# MiniLM or MPNet on {result['pairs']}", "",
-             f"Fine-tuned: `pipelines.train` with params.yaml `train`, {steps} steps of "
-             f"{result['training']['minilm']['batch_size']} at seq {result['training']['minilm']['max_seq_length']} "
-             f"for both, best checkpoint by validation `{result['training']['minilm']['checkpoint_metric']}`. "
+             (f"Fine-tuned: `pipelines.train` with params.yaml `train`, at most {steps} steps of "
+             f"{training['minilm']['batch_size']} at seq {training['minilm']['max_seq_length']} "
+             f"for both ({run}), best checkpoint by validation `{training['minilm']['checkpoint_metric']}`. "
              f"Zero-shot: the base folders as shipped (MiniLM max_seq 256, MPNet 384). FP32, every document "
              f"scored; `fused` = dense RRF (k 60) with BM25. 95% bootstrap CIs; the last columns are the "
-             f"paired difference against MiniLM fine-tuned in the same mode (BM25: against its dense mode).",
-             f"CPU: {result['cpu']['model']}, {result['cpu_count']} cores, shared; load average "
-             f"{result['loadavg_before']} -> {result['loadavg_after']}.", ""]
+             f"paired difference against MiniLM fine-tuned in the same mode (BM25: against its dense mode)."),
+             (f"CPU: {result['cpu']['model']}, {result['cpu_count']} cores, shared; load average "
+              f"{result['loadavg_before']} -> {result['loadavg_after']}."), ""]
     for name in SETS:
         own = result["quality"][name]
         lines += [f"## {name} ({own['queries']} queries)", "",
@@ -196,8 +205,8 @@ def markdown(result: Mapping[str, Any]) -> str:
                          f"{diff[0]} | {diff[1]} |")
         lines.append("")
     lines += ["## Cost", "",
-              "| model | train s/step wall (CPU) | INT8/FP32 cosine mean (min) | parity gate | FP32 / INT8 MB | "
-              "INT8 p50 / p99 ms | ONNX FP32 p50 ms | INT8 docs/s |", "|---|---|---|---|---|---|---|---|"]
+              ("| model | train s/step wall (CPU) | INT8/FP32 cosine mean (min) | parity gate | FP32 / INT8 MB | "
+               "INT8 p50 / p99 ms | ONNX FP32 p50 ms | INT8 docs/s |"), "|---|---|---|---|---|---|---|---|"]
     speeds = {row["encoder"]: row for row in result["speed"]}
     for model in ("minilm", "mpnet"):
         t, q = result["training"][model], result["quantize"][model]
@@ -208,12 +217,12 @@ def markdown(result: Mapping[str, Any]) -> str:
                      f"{q['model_fp32_bytes'] / 1e6:.0f} / {q['model_int8_bytes'] / 1e6:.0f} | "
                      f"{int8['p50_ms']:.2f} / {int8['p99_ms']:.2f} | {fp32['p50_ms']:.2f} | {int8['docs_per_s']:.1f} |")
     ratio = result["ratios"]
-    lines += ["", f"MPNet / MiniLM: INT8 p50 latency {ratio['int8_p50']:.1f}x, INT8 file {ratio['int8_size']:.1f}x, "
-              f"docs/s {ratio['docs_per_s']:.2f}x, training CPU per step {ratio['train_cpu_per_step']:.1f}x.",
-              f"Latency: batch 1, one thread, {result['latency_queries']} test_hard queries, warm, encoders taking "
-              f"turns in blocks of {BLOCK}; docs/s: {result['throughput_documents']} documents at batch 32, one "
-              f"thread. Training time includes each run's {result['training']['minilm']['validation_scorings']} "
-              f"validation scorings.", ""]
+    lines += ["", (f"MPNet / MiniLM: INT8 p50 latency {ratio['int8_p50']:.1f}x, INT8 file {ratio['int8_size']:.1f}x, "
+                   f"docs/s {ratio['docs_per_s']:.2f}x, training CPU per step {ratio['train_cpu_per_step']:.1f}x."),
+              (f"Latency: batch 1, one thread, {result['latency_queries']} test_hard queries, warm, encoders taking "
+               f"turns in blocks of {BLOCK}; docs/s: {result['throughput_documents']} documents at batch 32, one "
+               f"thread. Training time includes each run's {result['training']['minilm']['validation_scorings']} "
+               f"validation scorings."), ""]
     return "\n".join(lines)
 
 
@@ -222,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=Path, default=Path("data/fashion/pairs"))
     parser.add_argument("--minilm", type=Path, default=Path("models/base/all-MiniLM-L6-v2"))
     parser.add_argument("--mpnet", type=Path, default=Path("models/base/all-mpnet-base-v2"))
-    parser.add_argument("--steps", type=int, default=100, help="fine-tuning steps, the same for both models")
+    parser.add_argument("--steps", type=int, default=50, help="fine-tuning steps (at most), the same for both models")
     parser.add_argument("--work", type=Path, default=Path("models/bench"), help="cache of every expensive step")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
