@@ -222,7 +222,10 @@ def markdown(result: Mapping[str, Any]) -> str:
               (f"Latency: batch 1, one thread, {result['latency_queries']} test_hard queries, warm, encoders taking "
                f"turns in blocks of {BLOCK}; docs/s: {result['throughput_documents']} documents at batch 32, one "
                f"thread. Training time includes each run's {result['training']['minilm']['validation_scorings']} "
-               f"validation scorings."), ""]
+               f"validation scorings. Wall time is the shared machine's (load average over training: "
+               + "; ".join(f"{LABELS[name + '_finetuned'].split()[0]} {t['loadavg_before']} -> {t['loadavg_after']}"
+                           for name, t in training.items())
+               + "): compare CPU seconds."), ""]
     return "\n".join(lines)
 
 
