@@ -114,7 +114,7 @@ def select(pairs_dir: Path, base_dir: Path, finetuned_dir: Path, params: SelectP
     def values(name: str) -> dict[str, dict[str, np.ndarray]]:
         if name not in guard_values:
             model.load_state_dict(states[name])
-            guard_values[name] = {g: v.per_query(model, params.batch_size) for g, v in guards.items()}
+            guard_values[name] = {g: v.query_scores(model, params.batch_size) for g, v in guards.items()}
         return guard_values[name]
 
     def passes(name: str) -> bool:

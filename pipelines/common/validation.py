@@ -69,7 +69,7 @@ class Validation:
             ranked["fused"].append([self.doc_ids[i] for i in candidates[order]])
         return {system: self.queries.rankings(rows, K) for system, rows in ranked.items()}
 
-    def per_query(self, model: Any, batch_size: int) -> dict[str, np.ndarray]:
+    def query_scores(self, model: Any, batch_size: int) -> dict[str, np.ndarray]:
         """Every metric of NAMES for one sentence-transformers model, query by query (in `queries` order)."""
         encode = lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True,  # noqa: E731
                                             convert_to_numpy=True, show_progress_bar=False)
@@ -81,7 +81,7 @@ class Validation:
 
     def score(self, model: Any, batch_size: int) -> dict[str, float]:
         """Every metric of NAMES for one sentence-transformers model: the means over queries."""
-        return {name: round(float(v.mean()), 6) for name, v in self.per_query(model, batch_size).items()}
+        return {name: round(float(v.mean()), 6) for name, v in self.query_scores(model, batch_size).items()}
 
 
 class ValidationEvaluator(SentenceEvaluator):
