@@ -1,11 +1,13 @@
 """fusion stage: how the snapshot combines dense and BM25, chosen on the validation split.
 
 Candidates: dense alone; the weighted min-max hybrid at every weight of `fusion.weights`; reciprocal rank
-fusion with k = `fusion.rrf_k` (Cormack et al. 2009). Each ranks the validation queries through the
-reader's own query path (pipelines.common.shipped: INT8 encoder, sharded HNSW at its tuned efSearch,
-BM25 over the documents). The best by `fusion.metric` wins; a tie keeps the simpler candidate (dense,
-then RRF, then the hybrid by ascending weight). The choice (method, the best hybrid weight, rrf_k) goes to
-`fusion.json`, which `publish` writes into the manifest (so `Reader.search`, `semrec query` and HTTP use
+fusion with k = `fusion.rrf_k` (Cormack et al. 2009); and each of these again with title links at every
+weight of `fusion.link_weights` (serving.links: a query naming a catalog title also ranks that item's
+neighbours). Each ranks the validation queries through the reader's own query path
+(pipelines.common.shipped: INT8 encoder, sharded HNSW at its tuned efSearch, BM25 over the documents).
+The best by `fusion.metric` wins; a tie keeps the simpler candidate (no links before links; dense, then
+RRF, then the hybrid by ascending weight). The choice (method, the best hybrid weight, rrf_k, link_weight)
+goes to `fusion.json`, which `publish` writes into the manifest (so `Reader.search`, `semrec query` and HTTP use
 it by default) and `evaluate` scores as the shipped system.
 
     semrec fusion --index data/fashion/index --encoder models/fashion/onnx \
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,11 @@ from pipelines.common.shipped import local_snapshot, rankings
 from serving.fusion import Fusion
 
 
-def candidates(weights: Sequence[float], rrf_k: int) -> list[Fusion]:
-    """In tie-break order: dense, RRF, then the hybrid by ascending BM25 weight."""
-    return [Fusion("dense"), Fusion("rrf", rrf_k=rrf_k)] + [Fusion("hybrid", float(w)) for w in sorted(weights)]
+def candidates(weights: Sequence[float], rrf_k: int, link_weights: Sequence[float] = ()) -> list[Fusion]:
+    """In tie-break order: dense, RRF, then the hybrid by ascending BM25 weight; then all of them again with
+    links, by ascending link weight."""
+    plain = [Fusion("dense"), Fusion("rrf", rrf_k=rrf_k)] + [Fusion("hybrid", float(w)) for w in sorted(weights)]
+    return plain + [replace(f, link_weight=float(w)) for w in sorted(set(link_weights) - {0}) for f in plain]
 
 
 def choose(scores: Mapping[Fusion, float]) -> Fusion:
@@ -44,10 +48,12 @@ def choose(scores: Mapping[Fusion, float]) -> Fusion:
 
 
 def shipped_fusion(chosen: Fusion, scores: Mapping[Fusion, float]) -> Fusion:
-    """The chosen method, carrying the best hybrid weight too (so `mode="hybrid"` serves the tuned weight)."""
-    hybrids = {fusion: score for fusion, score in scores.items() if fusion.method == "hybrid"}
+    """The chosen fusion, carrying the best hybrid weight (with its links) too, so `mode="hybrid"` serves the
+    tuned weight."""
+    hybrids = {fusion: score for fusion, score in scores.items()
+               if fusion.method == "hybrid" and fusion.link_weight == chosen.link_weight}
     weight = choose(hybrids).bm25_weight if hybrids else chosen.bm25_weight
-    return Fusion(chosen.method, weight, chosen.rrf_k)
+    return replace(chosen, bm25_weight=weight)
 
 
 def tune(index: Path, encoder: Path, documents: Path, validation: Path, params: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +65,8 @@ def tune(index: Path, encoder: Path, documents: Path, validation: Path, params: 
     queries = query_set(conform(pq.read_table(validation), PAIRS, str(validation)))
     if not queries.texts:
         raise ValueError(f"{validation}: no validation pairs to choose the fusion on")
-    fusions = candidates([float(w) for w in params["weights"]], int(params["rrf_k"]))
+    fusions = candidates([float(w) for w in params["weights"]], int(params["rrf_k"]),
+                         [float(w) for w in params["link_weights"]])
     snapshot = local_snapshot(index, encoder, texts)
     ranked = rankings(snapshot, queries.texts, fusions, queries.fetch_k(k))
     scores = {fusion: float(per_query(queries.rankings(ranked[fusion], k), queries.relevance, [metric])[metric].mean())

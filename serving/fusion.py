@@ -6,8 +6,10 @@ candidate scored by both retrievers. Then, by `Fusion.method`:
 - `hybrid`: `(1 - w) * dense + w * bm25`, each min-max normalised over the candidates;
 - `rrf`: reciprocal rank fusion (Cormack et al. 2009), `1 / (rrf_k + dense rank) + 1 / (rrf_k + bm25 rank)`,
   ranks taken within the candidates; a candidate sharing no term with the query gets no BM25 term.
-The method and weight are chosen on validation queries by the `fusion` stage, with this same code, and
-recorded in the snapshot's manifest; `Reader.search` uses them unless a mode is asked for.
+Then, when `link_weight` > 0, the items whose titles the query names merge in with their neighbours
+(serving.links). The method, weights and links are chosen on validation queries by the `fusion` stage,
+with this same code, and recorded in the snapshot's manifest; `Reader.search` uses them unless a mode is
+asked for.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Fusion:
     method: Method = "dense"
     bm25_weight: float = 0.5  # hybrid only
     rrf_k: int = 60  # rrf only
+    link_weight: float = 0.0  # weight of the named titles' neighbour lists (serving.links); 0: no links
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -34,10 +37,13 @@ class Fusion:
             raise ValueError(f"fusion bm25_weight must be in [0, 1], not {self.bm25_weight!r}")
         if not isinstance(self.rrf_k, int) or self.rrf_k < 1:
             raise ValueError(f"fusion rrf_k must be an integer >= 1, not {self.rrf_k!r}")
+        if not 0.0 <= float(self.link_weight) < float("inf"):
+            raise ValueError(f"fusion link_weight must be a finite number >= 0, not {self.link_weight!r}")
 
     def name(self) -> str:
-        """A short label: "dense", "hybrid@0.3", "rrf@60"."""
-        return {"dense": "dense", "hybrid": f"hybrid@{self.bm25_weight:g}", "rrf": f"rrf@{self.rrf_k}"}[self.method]
+        """A short label: "dense", "hybrid@0.3", "rrf@60", "hybrid@0.3+links@1"."""
+        name = {"dense": "dense", "hybrid": f"hybrid@{self.bm25_weight:g}", "rrf": f"rrf@{self.rrf_k}"}[self.method]
+        return name + (f"+links@{self.link_weight:g}" if self.link_weight else "")
 
 
 def candidate_count(k: int) -> int:

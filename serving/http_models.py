@@ -70,6 +70,7 @@ class FusionInfo(BaseModel):
     method: Literal["dense", "hybrid", "rrf"]
     bm25_weight: float
     rrf_k: int
+    link_weight: float = Field(description="weight of the titles a query names, with their neighbours (0: off)")
 
 
 class SnapshotInfo(BaseModel):
@@ -80,7 +81,8 @@ class SnapshotInfo(BaseModel):
     embedding_model: str
     dim: int
     items: int
-    fusion: FusionInfo = Field(description="the default search: method, the hybrid's BM25 weight, RRF's k")
+    fusion: FusionInfo = Field(description="the default search: method, the hybrid's BM25 weight, RRF's k, "
+                                                 "title links")
 
 
 class Problem(BaseModel):

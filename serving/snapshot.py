@@ -7,9 +7,9 @@ Layout (written by `semrec publish`, checked against manifest.json by serving.ca
   intent/   optional (movies): what `ask` needs to read conversational requests (serving.conversation.ask)
   metrics.json, manifest.json
 
-A search ranks by the manifest's fusion (serving.fusion: dense, weighted hybrid or RRF of dense and BM25)
-unless a mode is asked for. The pipeline tunes and scores exactly this code over its local folders
-(pipelines/common/shipped.py), before anything is published.
+A search ranks by the manifest's fusion (serving.fusion: dense, weighted hybrid or RRF of dense and BM25,
+then title links, serving.links) unless a mode is asked for. The pipeline tunes and scores exactly this
+code over its local folders (pipelines/common/shipped.py), before anything is published.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from serving.encoder import Encoder
 from serving.filters import FilterColumns, Filters
 from serving.fusion import METHODS, Fusion, Method, candidate_count, fuse
 from serving.hits import Hit, hits_from
+from serving.links import TitleLinker, link_fuse
 from serving.manifest import Manifest
 from serving.shards import Hits, ShardedIndex
 from serving.shards import Manifest as IndexManifest
@@ -88,9 +89,9 @@ class Snapshot:
         fusion = self.with_mode(mode)
         query = self.encoder.encode([text])[0]
         allow = self._allow(Filters.parse(filters))
-        if fusion.method == "dense":
+        if fusion.method == "dense" and not fusion.link_weight:
             return self.lookup(self._dense(query, k, allow), k)
-        rows, scores = self.fused(self.candidates(text, query, k, allow), fusion, k)
+        rows, scores = self.ranked(text, query, fusion, k, allow)
         shards = np.searchsorted(self.offsets, rows, side="right") - 1
         return hits_from(self.index.metadata(shards, rows - self.offsets[shards]), scores)
 
@@ -112,6 +113,12 @@ class Snapshot:
         if self.conversation is None:
             raise ValueError(f"snapshot {self.snapshot_id} has no {INTENT_DIR}/ folder: it cannot read requests")
         return self.conversation.ask(self, text, k)
+
+    @cached_property
+    def linker(self) -> TitleLinker:
+        """The catalog's linkable titles, built on the first linked search (seconds at a million items)."""
+        return TitleLinker.of([t for shard in self.index.shards for t in shard.metadata.column("title").to_pylist()],
+                              self.bm25)
 
     @cached_property
     def filter_columns(self) -> list[FilterColumns]:
@@ -149,11 +156,31 @@ class Snapshot:
                                  for g in rows.tolist()], dtype=np.float32)
         return Candidates(rows, dense_scores, lexical[rows])
 
+    def ranked(self, text: str, query: np.ndarray, fusion: Fusion, k: int, allow: list[np.ndarray] | None = None,
+               candidates: Candidates | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(global rows, scores) of the top k under `fusion`, best first: the candidates fused, then, when the
+        fusion links titles and `text` names some, merged with the named items' neighbour lists."""
+        candidates = candidates or self.candidates(text, query, k, allow)
+        linked = self.linker.links(text) if fusion.link_weight else []
+        if not linked:
+            return self.fused(candidates, fusion, k)
+        n = candidate_count(k)
+        rows, _ = self.fused(candidates, fusion, n)
+        return link_fuse(rows, [self._neighbours(row, n, allow) for row in linked], fusion.link_weight,
+                         fusion.rrf_k, k)
+
     @staticmethod
     def fused(candidates: Candidates, fusion: Fusion, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(global rows, scores) of the top k candidates under `fusion`, best first."""
+        """(global rows, scores) of the top k candidates under `fusion` (no links), best first."""
         order, scores = fuse(fusion, candidates.dense, candidates.lexical, k)
         return candidates.rows[order], scores
+
+    def _neighbours(self, row: int, n: int, allow: list[np.ndarray] | None) -> np.ndarray:
+        """Global rows of the n items nearest stored item `row` (itself first, unless filtered out)."""
+        shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        hits = self._dense(self.index.shards[shard].index.reconstruct(int(row - self.offsets[shard])), n, allow)
+        found = hits.found(0)
+        return self.offsets[hits.shards[0, found]] + hits.rows[0, found]
 
     def _score(self, query: np.ndarray, row: int) -> float:
         """Exact dense score of one stored item, by global row."""

@@ -33,7 +33,9 @@ def test_dense_and_hybrid_on_known_lists():
 
 
 @pytest.mark.parametrize("bad, message", [({"method": "sparse"}, "method"), ({"bm25_weight": 1.5}, "bm25_weight"),
-                                          ({"method": "rrf", "rrf_k": 0}, "rrf_k")])
+                                          ({"method": "rrf", "rrf_k": 0}, "rrf_k"),
+                                          ({"link_weight": -1}, "link_weight"),
+                                          ({"link_weight": float("inf")}, "link_weight")])
 def test_bad_fusions_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         Fusion(**bad)
@@ -53,7 +55,26 @@ def test_a_format_1_manifest_reads_as_dense_search_with_its_hybrid_weight():
            "dvc_lock_sha256": "none", "embedding_model": "m", "dim": 4, "metric": "inner_product", "ef_search": 16,
            "bm25_weight": 0.3, "files": [], "extra": {}, "format_version": 1}
     manifest = Manifest.from_json(json.dumps(old))
-    assert manifest.fusion == Fusion("dense", 0.3) and manifest.format_version == 2
-    assert json.loads(manifest.to_json())["fusion"] == {"method": "dense", "bm25_weight": 0.3, "rrf_k": 60}
+    assert manifest.fusion == Fusion("dense", 0.3) and manifest.format_version == 3
+    assert json.loads(manifest.to_json())["fusion"] == {"method": "dense", "bm25_weight": 0.3, "rrf_k": 60,
+                                                        "link_weight": 0.0}
     with pytest.raises(ManifestError, match="bm25_weight"):
         Manifest.from_json(json.dumps(old | {"bm25_weight": 2.0}))
+
+
+def test_link_candidates_come_after_the_plain_ones_and_the_shipped_fusion_keeps_its_links():
+    options = candidates([0.3], rrf_k=60, link_weights=[0.0, 1.0])
+    assert [f.name() for f in options] == ["dense", "rrf@60", "hybrid@0.3",
+                                           "dense+links@1", "rrf@60+links@1", "hybrid@0.3+links@1"]
+    scores = dict(zip(options, [0.5, 0.6, 0.6, 0.5, 0.7, 0.65]))
+    assert shipped_fusion(choose(scores), scores) == Fusion("rrf", 0.3, link_weight=1.0)
+    assert choose(dict(zip(options, [0.5, 0.6, 0.6, 0.5, 0.6, 0.6]))) == Fusion("rrf")  # a tie: no links
+
+
+def test_a_format_2_manifest_reads_without_links_and_a_newer_one_is_refused_by_version():
+    two = {"catalog": "movies", "snapshot_id": "s2", "created_at": "2026-01-01T00:00:00+00:00", "git_rev": "x",
+           "dvc_lock_sha256": "none", "embedding_model": "m", "dim": 4, "metric": "inner_product", "ef_search": 16,
+           "fusion": {"method": "rrf", "bm25_weight": 0.4, "rrf_k": 60}, "files": [], "extra": {}, "format_version": 2}
+    assert Manifest.from_json(json.dumps(two)).fusion == Fusion("rrf", 0.4, link_weight=0.0)
+    with pytest.raises(ManifestError, match="format_version 4"):
+        Manifest.from_json(json.dumps(two | {"format_version": 4}))

@@ -45,6 +45,6 @@ def rankings(snapshot: Snapshot, texts: Sequence[str], fusions: Sequence[Fusion]
     for text, vector in zip(texts, vectors):
         candidates = snapshot.candidates(text, vector, k)
         for fusion in out:
-            rows, _ = snapshot.fused(candidates, fusion, k)
+            rows, _ = snapshot.ranked(text, vector, fusion, k, candidates=candidates)
             out[fusion].append([ids[row] for row in rows.tolist()])
     return out
