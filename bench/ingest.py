@@ -91,9 +91,9 @@ def report(result: dict[str, Any]) -> str:
         "through the `generic` plug-in (no text: no JSON decoding, no language ID). rows = reviews + items "
         "read. Peak RSS: the whole process tree (workers included). Goals (issue 15): Polars peak RSS <= 1.5 GB "
         "at 2.5M reviews and within +20% of that at 10M; >= 100k rows/s with language ID (goal 200k), >= 1M "
-        f"rows/s without text. Machine: {result['cpus']} cores shared with other engineers' jobs (load average "
-        f"{result['load_average']} at the start; runs under `nice -n 19`): wall seconds measure what was left of "
-        "the machine; CPU seconds (the whole process tree) do not depend on it.",
+        f"rows/s without text. Machine: {result['cpus']} cores (load average {result['load_average']} at the "
+        "start): wall seconds measure what other jobs left of the machine; CPU seconds (the whole process tree) "
+        "do not depend on it.",
         "",
         "| input | reviews | engine | workers | rows | seconds | rows/s | CPU s | rows per CPU s | peak RSS MB | "
         "kept reviews | exit |",

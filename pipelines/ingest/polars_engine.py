@@ -10,7 +10,7 @@ Items first (the item rule needs their ids), then interactions, each in two pass
 2. The rules over many rows run on key columns alone: unique items over all item keys; the
    duplicate and user_positives rules one user partition at a time. The spilled chunks are then
    written out in source order with those verdicts.
-Peak memory: a chunk per worker, one key partition, and the kept item ids.
+Peak memory: a split's chunks per worker, one key partition, and the kept item ids (sorted, in each worker).
 """
 
 from __future__ import annotations
@@ -245,6 +245,9 @@ def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: 
             items_raw, known, stats = whole.raw, whole_items(whole, catalog, out), whole.stats
         known.to_frame().write_parquet(spill / "known_items.parquet")
         del known  # the workers read it from disk
+        # The item keys and ids (O(items)) are freed, but mimalloc keeps the pages, and this process only
+        # waits during the interactions pass: hand them back (10M reviews: 256 -> ~60 MB held here).
+        pa.default_memory_pool().release_unused()
         job = Job(plan.interactions, "interactions", spill / "interactions", catalog, rules,
                   spill / "known_items.parquet")
         interactions_raw, _ = run_stream(job, raw, split_bytes, run_map)
