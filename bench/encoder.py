@@ -16,7 +16,6 @@ thread, INT8 p50 <= 2 ms (MiniLM), INT8 file <= 1/3.5 of FP32.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -32,6 +31,8 @@ from sentence_transformers import SentenceTransformer
 from pipelines.onnx_export import export_onnx
 from pipelines.quantize import quantize_int8
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, model_file
+
+from measure import write_results  # bench/measure.py
 
 Embed = Callable[[list[str], int], np.ndarray]
 THREADS = (1, 2)
@@ -169,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                         "int8_p50_ms_1_thread": p50[("onnx_int8", 1)], "int8_p50_met": p50[("onnx_int8", 1)] <= 2,
                         "size_ratio": size_ratio, "size_ratio_met": size_ratio >= 3.5,
                         "fusion_speedup_1_thread": fusion}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "encoder.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (args.out / "encoder.md").write_text(markdown(result), encoding="utf-8")
+    write_results(args.out, "encoder", result, markdown(result))
     print(markdown(result))
     return 0
 

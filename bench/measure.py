@@ -5,10 +5,12 @@ machine runs; wall seconds do."""
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,10 @@ def run(argv: list[str], log: Path, nice: int = 0) -> dict[str, Any]:
     if code:
         result["error"] = log.read_text()[-2000:]
     return result
+
+
+def write_results(out: Path, name: str, result: Mapping[str, Any], report: str) -> None:
+    """A bench's results in `out`: `<name>.json` (the numbers) and `<name>.md` (the report)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / f"{name}.md").write_text(report, encoding="utf-8")

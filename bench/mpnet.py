@@ -37,6 +37,7 @@ import numpy as np
 
 # bench/encoder.py: the same warm timing loop
 from encoder import BLOCK, Embed, cpu, latencies, throughput
+from measure import write_results
 
 from pipelines.common.atomic import atomic_path, write_json
 from pipelines.common.bootstrap import interval, paired_difference, resample_weights
@@ -264,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                          "docs_per_s": p["mpnet/int8"]["docs_per_s"] / p["minilm/int8"]["docs_per_s"],
                          "train_cpu_per_step": training["mpnet"]["cpu_s_per_step"]
                          / training["minilm"]["cpu_s_per_step"]}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mpnet.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (args.out / "mpnet.md").write_text(markdown(result), encoding="utf-8")
+    write_results(args.out, "mpnet", result, markdown(result))
     print(markdown(result))
     return 0
 

@@ -33,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from amazon_category import CATEGORY, generate  # noqa: E402
-from measure import ROOT, run  # noqa: E402
+from measure import ROOT, run, write_results  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CATALOG = "scale"
@@ -166,8 +166,7 @@ def report(result: dict[str, Any]) -> str:
 
 def save(result: dict[str, Any], name: str) -> None:
     result["not_run"] = [s for s in STAGES if s not in result["stages"] or result["stages"][s].get("exit")]
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(report(result))
+    write_results(RESULTS, name, result, report(result))
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from serving.bm25 import tokenize
-from serving.conversation.gazetteer import normalise
+from serving.conversation.gazetteer import longest_matches, normalise
 
 # Movies validation: at 0.3%, 98 of 236 synthetic requests and 12 of 634 template queries link (genre
 # words, years); with no threshold, 121 and 135, and the template queries lose 0.04 MRR@10 (README).
@@ -48,20 +48,7 @@ class TitleLinker:
 
     def links(self, text: str) -> list[int]:
         """Global rows of the titles `text` names, left to right, longest match first, without overlaps."""
-        tokens = normalise(text).split()
-        found: list[int] = []
-        i = 0
-        while i < len(tokens):
-            for length in range(min(self.longest, len(tokens) - i), 0, -1):
-                row = self.rows.get(" ".join(tokens[i:i + length]))
-                if row is not None:
-                    if row not in found:
-                        found.append(row)
-                    i += length
-                    break
-            else:
-                i += 1
-        return found
+        return list(dict.fromkeys(longest_matches(normalise(text).split(), self.rows, self.longest)))
 
 
 def link_fuse(ranked: np.ndarray, linked: Sequence[np.ndarray], weight: float, rrf_k: int, k: int

@@ -146,7 +146,7 @@ class Snapshot:
         n = candidate_count(k)
         dense = self._dense(query, n, allow)
         found = dense.found(0)
-        dense_rows = self.offsets[dense.shards[0, found]] + dense.rows[0, found]
+        dense_rows = self._global_rows(dense)
         lexical = bm25_scores(self.bm25, text)
         if allow is not None:
             lexical = np.where(np.concatenate(allow), lexical, 0.0)
@@ -177,12 +177,18 @@ class Snapshot:
 
     def _neighbours(self, row: int, n: int, allow: list[np.ndarray] | None) -> np.ndarray:
         """Global rows of the n items nearest stored item `row` (itself first, unless filtered out)."""
-        shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
-        hits = self._dense(self.index.shards[shard].index.reconstruct(int(row - self.offsets[shard])), n, allow)
+        return self._global_rows(self._dense(self._vector(row), n, allow))
+
+    def _global_rows(self, hits: Hits) -> np.ndarray:
+        """Global rows of query 0's found hits, in rank order."""
         found = hits.found(0)
         return self.offsets[hits.shards[0, found]] + hits.rows[0, found]
 
+    def _vector(self, row: int) -> np.ndarray:
+        """The stored vector of one item, by global row."""
+        shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        return self.index.shards[shard].index.reconstruct(int(row - self.offsets[shard]))
+
     def _score(self, query: np.ndarray, row: int) -> float:
         """Exact dense score of one stored item, by global row."""
-        shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
-        return float(self.index.shards[shard].index.reconstruct(int(row - self.offsets[shard])) @ query)
+        return float(self._vector(row) @ query)

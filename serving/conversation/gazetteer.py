@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from serving.conversation.extraction import FIELDS, INTENTS, Extraction
 
@@ -21,6 +22,24 @@ def normalise(text: str) -> str:
     text = re.sub(r"['’]s\b", "", text.lower())
     text = re.sub(r"['’]", "", text)
     return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+V = TypeVar("V")
+
+
+def longest_matches(tokens: Sequence[str], table: Mapping[str, V], longest: int) -> Iterator[V]:
+    """The values of `table` whose keys (space-joined tokens) occur in `tokens`: left to right, the longest
+    match at each position first, without overlaps. `longest`: the most tokens in a key."""
+    i = 0
+    while i < len(tokens):
+        for length in range(min(longest, len(tokens) - i), 0, -1):
+            value = table.get(" ".join(tokens[i:i + length]))
+            if value is not None:
+                yield value
+                i += length
+                break
+        else:
+            i += 1
 
 
 class Gazetteer:
@@ -63,20 +82,11 @@ class Gazetteer:
 
     def entities(self, text: str) -> dict[str, list[str]]:
         """Canonical names per field, matched longest-first, left to right, without overlaps."""
-        tokens = normalise(text).split()
         found: dict[str, list[str]] = {name: [] for name in FIELDS}
-        i = 0
-        while i < len(tokens):
-            for length in range(min(self.longest, len(tokens) - i), 0, -1):
-                matches = self.surfaces.get(" ".join(tokens[i:i + length]))
-                if matches:
-                    for name, canonical in matches:
-                        if canonical not in found[name]:
-                            found[name].append(canonical)
-                    i += length
-                    break
-            else:
-                i += 1
+        for matches in longest_matches(normalise(text).split(), self.surfaces, self.longest):
+            for name, canonical in matches:
+                if canonical not in found[name]:
+                    found[name].append(canonical)
         return found
 
     def extract(self, text: str) -> Extraction:
