@@ -12,12 +12,14 @@ from matplotlib.figure import Figure  # no pyplot: no global figure state, no GU
 from pipelines.common.atomic import atomic_path
 
 SYSTEMS = {
+    "popularity": "popularity: the most liked items, no text",
     "bm25": "BM25 (bm25s)",
+    "bm25_prior": "BM25 + the popularity prior (its best weight on validation)",
     "zero_shot": "base model, zero-shot (FP32, exact)",
     "finetuned": "fine-tuned, best checkpoint (FP32, exact)",
     "selected": "selected encoder (FP32, exact)",
     "shipped_dense": "shipped dense: selected, INT8 ONNX + sharded HNSW",
-    "shipped": "**shipped**: INT8 + HNSW fused with BM25 (the default search)",
+    "shipped": "**shipped**: INT8 + HNSW fused with BM25, + prior where chosen (the default search)",
 }
 
 

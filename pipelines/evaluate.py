@@ -1,13 +1,17 @@
 """evaluate stage: every system on every held-out query set, with paired bootstrap CIs against what ships.
 
 Systems, all ranking the same documents for the same queries:
+  popularity     (with --popularity) the most liked items, the same list for every query: reads no text
   bm25           BM25 (serving.bm25) over the documents
+  bm25_prior     (with --popularity) BM25 blended with the popularity prior at its best weight on validation
+                 (fusion.json `bm25_prior`): the lexical baseline given what the shipped system is given
   zero_shot      the untouched base model, FP32, exact search
   finetuned      the train stage's best checkpoint, FP32, exact search
   selected       the select stage's choice, FP32, exact search (the same rankings as zero_shot or finetuned
                  when it is one of them)
   shipped_dense  the selected encoder as shipped: INT8 ONNX + sharded HNSW at its tuned efSearch
-  shipped        what `Reader.search` answers by default: shipped_dense fused with BM25 as the fusion stage chose
+  shipped        what `Reader.search` answers by default: shipped_dense fused with BM25 (and the prior) as the
+                 fusion stage chose
 Every metric is a mean with a percentile bootstrap CI over queries; `paired_vs_shipped` holds shipped minus
 each system with a paired CI (same resamples: a CI excluding 0 is a significant difference). A set mixing
 query kinds is also scored kind by kind. Each (set, system) ranking is written as a TREC run beside the
@@ -15,14 +19,15 @@ set's qrels (`runs/`), so trec_eval or ranx can re-check every number.
 
     semrec evaluate --documents D --test test=T --test test_hard=H --base-model B --finetuned F --selected S \
         --index I --encoder E --fusion reports/fashion/fusion.json --select reports/fashion/select.json \
-        --out reports/fashion
+        --popularity data/fashion/pairs/popularity.parquet --out reports/fashion
     semrec evaluate --beir DIR --snapshot published --catalog movies --out reports/beir/NAME \
         [--base-model B --finetuned F --selected S]
     semrec evaluate --beir DIR --encoder models/movies/onnx --fusion reports/movies/fusion.json --out ...
 
 A BEIR-layout dataset (pipelines/beir.py) is embedded, indexed (the snapshot's HNSW settings, efSearch
 tuned as the index stage does) and searched through the same reader code, with BM25 built over its corpus:
-`--snapshot` scores exactly what that snapshot serves (its encoder, fusion method and weight).
+`--snapshot` scores exactly what that snapshot serves (its encoder, fusion method and weight); a BEIR corpus
+has no popularity, so the prior is off there.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ from pipelines.common.metrics import parse_metric, per_query
 from pipelines.common.params import load_section
 from pipelines.common.queries import QuerySet, Rankings, query_set
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
-from pipelines.common.shipped import bm25_in_index_order, rankings
+from pipelines.common.shipped import (bm25_in_index_order, bm25_prior_rankings, popularity_rankings,
+                                      positives_in_index_order, rankings, read_popularity)
 from pipelines.embed import embed_to_npy
 from pipelines.eval_report import markdown, plot_latency, plot_recall_curves, write_text
 from pipelines.index import IndexSettings, ann_recall, build_index
@@ -121,6 +127,14 @@ def relevant_cosine(query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_row:
     random_docs = np.random.default_rng(seed).integers(len(doc_vectors), size=len(q_rows))
     random = np.einsum("ij,ij->i", query_vectors[list(q_rows)], doc_vectors[random_docs])
     return {"relevant": float(relevant.mean()), "random": float(random.mean()), "pairs": len(q_rows)}
+
+
+def prior_rankings(snapshot: Snapshot, sets: Mapping[str, QuerySet], bm25_prior_weight: float,
+                   k: int) -> dict[str, dict[str, Rankings]]:
+    """{"popularity": {set: rankings}, "bm25_prior": {...}} of a snapshot with a prior."""
+    return {"popularity": {name: popularity_rankings(snapshot, len(q.texts), q.fetch_k(k)) for name, q in sets.items()},
+            "bm25_prior": {name: bm25_prior_rankings(snapshot, q.texts, bm25_prior_weight, q.fetch_k(k))
+                           for name, q in sets.items()}}
 
 
 def shipped_rankings(snapshot: Snapshot, sets: Mapping[str, QuerySet], k: int) -> dict[str, dict[str, Rankings]]:
@@ -212,11 +226,12 @@ def max_k(params: Mapping[str, Any]) -> int:
 
 def evaluate(corpus: Corpus, sets: Mapping[str, QuerySet], snapshot: Snapshot, folders: Mapping[str, Path],
              aliases: Mapping[str, str], params: Mapping[str, Any], out: Path,
-             context: dict[str, Any]) -> dict[str, Any]:
+             context: dict[str, Any], bm25_prior_weight: float | None = None) -> dict[str, Any]:
     """Rank every set with every system, score, and write metrics.json, report.md, plots and runs into `out`.
 
     `snapshot` is the shipped query path with a one-thread encoder (its batch-1 latency is measured too);
-    `aliases` maps a model system to another whose rankings it shares (selected -> finetuned)."""
+    `aliases` maps a model system to another whose rankings it shares (selected -> finetuned); with
+    `bm25_prior_weight` (the snapshot has a prior) the popularity and bm25_prior baselines are scored too."""
     k = max_k(params)
     log.info("%s over %d documents", {name: len(q.texts) for name, q in sets.items()}, len(corpus.ids))
     ranked: dict[str, dict[str, Rankings]] = {"bm25": {n: bm25_rankings(corpus, q.texts, q.fetch_k(k))
@@ -224,8 +239,10 @@ def evaluate(corpus: Corpus, sets: Mapping[str, QuerySet], snapshot: Snapshot, f
     by_model, cosine = model_rankings(folders, corpus, sets, k, int(params["batch_size"]), int(params["seed"]))
     ranked |= by_model
     ranked |= {system: ranked[target] for system, target in aliases.items()}
+    if bm25_prior_weight is not None:
+        ranked |= prior_rankings(snapshot, sets, bm25_prior_weight, k)
     ranked |= shipped_rankings(snapshot, sets, k)
-    order = [s for s in ("bm25", *MODEL_SYSTEMS, "shipped_dense", REFERENCE) if s in ranked]
+    order = [s for s in ("popularity", "bm25", "bm25_prior", *MODEL_SYSTEMS, "shipped_dense", REFERENCE) if s in ranked]
     metrics: dict[str, Any] = {}
     with atomic_dir(out / "runs") as runs:
         for name, queries in sets.items():
@@ -285,20 +302,26 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
         else:
             sets[name] = queries
     fusion_report = json.loads(args.fusion.read_text())
+    if args.popularity and "bm25_prior" not in fusion_report:
+        raise ValueError(f"{args.fusion}: no bm25_prior weight; rerun the fusion stage with --popularity")
     select_report = json.loads(args.select.read_text()) if args.select else {}
     index = ShardedIndex.open(args.index)
+    positives = (positives_in_index_order(index, read_popularity(args.popularity), str(args.popularity))
+                 if args.popularity else None)
     snapshot = Snapshot(index, Encoder.load(args.encoder, "int8", threads=1),
                         bm25_in_index_order(index, dict(zip(corpus.ids, corpus.texts)), str(args.index)),
-                        Fusion(**fusion_report["fusion"]))
+                        Fusion(**fusion_report["fusion"]), positives=positives)
     folders, aliases = model_folders(args, select_report.get("chosen"))
     context: dict[str, Any] = {"fusion_validation": {k: fusion_report[k] for k in
-                                                     ("metric", "validation_queries", "validation")}}
+                                                     ("metric", "validation_queries", "validation", "bm25_prior")
+                                                     if k in fusion_report}}
     if same:
         context["same_queries_as"] = same
     if select_report:
         context["select"] = {k: select_report[k] for k in ("chosen", "metric", "validation_queries", "candidates",
                                                             "guard") if k in select_report}
-    return evaluate(corpus, sets, snapshot, folders, aliases, params, args.out, context)
+    bm25_prior = fusion_report["bm25_prior"]["prior_weight"] if args.popularity else None
+    return evaluate(corpus, sets, snapshot, folders, aliases, params, args.out, context, bm25_prior)
 
 
 def evaluate_beir(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
@@ -369,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("--encoder", type=Path, help="ONNX encoder folder (quantize stage)")
     catalog.add_argument("--fusion", type=Path, help="the fusion stage's fusion.json (the shipped fusion)")
     catalog.add_argument("--select", type=Path, help="the select stage's select.json (candidates and choice)")
+    catalog.add_argument("--popularity", type=Path,
+                         help="the pairs stage's popularity.parquet: the shipped prior, and the popularity baselines")
     beir = parser.add_argument_group("BEIR evaluation")
     beir.add_argument("--beir", type=Path, help="BEIR-layout dataset folder")
     beir.add_argument("--split", default="test", help="qrels/<split>.tsv")

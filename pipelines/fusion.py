@@ -1,18 +1,21 @@
 """fusion stage: how the snapshot combines dense and BM25, chosen on the validation split.
 
 Candidates: dense alone; the weighted min-max hybrid at every weight of `fusion.weights`; reciprocal rank
-fusion with k = `fusion.rrf_k` (Cormack et al. 2009); and each of these again with title links at every
-weight of `fusion.link_weights` (serving.links: a query naming a catalog title also ranks that item's
-neighbours). Each ranks the validation queries through the reader's own query path
+fusion with k = `fusion.rrf_k` (Cormack et al. 2009); with --popularity, each of these again blended with
+the popularity prior at every weight of `fusion.prior_weights` (serving.prior); and all of these again with
+title links at every weight of `fusion.link_weights` (serving.links: a query naming a catalog title also
+ranks that item's neighbours). Each ranks the validation queries through the reader's own query path
 (pipelines.common.shipped: INT8 encoder, sharded HNSW at its tuned efSearch, BM25 over the documents).
-The best by `fusion.metric` wins; a tie keeps the simpler candidate (no links before links; dense, then
-RRF, then the hybrid by ascending weight). The choice (method, the best hybrid weight, rrf_k, link_weight)
-goes to `fusion.json`, which `publish` writes into the manifest (so `Reader.search`, `semrec query` and HTTP use
-it by default) and `evaluate` scores as the shipped system.
+The best by `fusion.metric` wins; a tie keeps the simpler candidate (no links before links, no prior before
+a prior; dense, then RRF, then the hybrid by ascending weight). The choice (method, the best hybrid weight,
+rrf_k, link_weight, prior_weight) goes to `fusion.json`, which `publish` writes into the manifest (so
+`Reader.search`, `semrec query` and HTTP use it by default) and `evaluate` scores as the shipped system.
+With a prior, the report also holds the weight at which BM25 alone gains most from the same prior
+(`bm25_prior`): `evaluate`'s fair lexical baseline.
 
     semrec fusion --index data/fashion/index --encoder models/fashion/onnx \
         --documents data/fashion/pairs/documents.parquet --validation data/fashion/pairs/validation.parquet \
-        --out reports/fashion/fusion.json
+        --popularity data/fashion/pairs/popularity.parquet --out reports/fashion/fusion.json
 """
 
 from __future__ import annotations
@@ -30,15 +33,17 @@ from pipelines.common.metrics import parse_metric, per_query
 from pipelines.common.params import load_section
 from pipelines.common.queries import query_set
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
-from pipelines.common.shipped import local_snapshot, rankings
+from pipelines.common.shipped import bm25_prior_rankings, local_snapshot, rankings, read_popularity
 from serving.fusion import Fusion
 
 
-def candidates(weights: Sequence[float], rrf_k: int, link_weights: Sequence[float] = ()) -> list[Fusion]:
+def candidates(weights: Sequence[float], rrf_k: int, link_weights: Sequence[float] = (),
+               prior_weights: Sequence[float] = ()) -> list[Fusion]:
     """In tie-break order: dense, RRF, then the hybrid by ascending BM25 weight; then all of them again with
-    links, by ascending link weight."""
+    the prior, by ascending prior weight; then all of those again with links, by ascending link weight."""
     plain = [Fusion("dense"), Fusion("rrf", rrf_k=rrf_k)] + [Fusion("hybrid", float(w)) for w in sorted(weights)]
-    return plain + [replace(f, link_weight=float(w)) for w in sorted(set(link_weights) - {0}) for f in plain]
+    unlinked = plain + [replace(f, prior_weight=float(w)) for w in sorted(set(prior_weights) - {0}) for f in plain]
+    return unlinked + [replace(f, link_weight=float(w)) for w in sorted(set(link_weights) - {0}) for f in unlinked]
 
 
 def choose(scores: Mapping[Fusion, float]) -> Fusion:
@@ -50,13 +55,14 @@ def choose(scores: Mapping[Fusion, float]) -> Fusion:
 def shipped_fusion(chosen: Fusion, scores: Mapping[Fusion, float]) -> Fusion:
     """The chosen fusion, carrying the best hybrid weight (with its links) too, so `mode="hybrid"` serves the
     tuned weight."""
-    hybrids = {fusion: score for fusion, score in scores.items()
-               if fusion.method == "hybrid" and fusion.link_weight == chosen.link_weight}
+    hybrids = {fusion: score for fusion, score in scores.items() if fusion.method == "hybrid"
+               and (fusion.link_weight, fusion.prior_weight) == (chosen.link_weight, chosen.prior_weight)}
     weight = choose(hybrids).bm25_weight if hybrids else chosen.bm25_weight
     return replace(chosen, bm25_weight=weight)
 
 
-def tune(index: Path, encoder: Path, documents: Path, validation: Path, params: dict[str, Any]) -> dict[str, Any]:
+def tune(index: Path, encoder: Path, documents: Path, validation: Path, params: dict[str, Any],
+         popularity: Path | None = None) -> dict[str, Any]:
     """Score every candidate fusion on the validation queries; return the report with the choice."""
     metric = str(params["metric"])
     _, k = parse_metric(metric)
@@ -65,16 +71,26 @@ def tune(index: Path, encoder: Path, documents: Path, validation: Path, params: 
     queries = query_set(conform(pq.read_table(validation), PAIRS, str(validation)))
     if not queries.texts:
         raise ValueError(f"{validation}: no validation pairs to choose the fusion on")
+    prior_weights = [float(w) for w in params["prior_weights"]] if popularity else []
     fusions = candidates([float(w) for w in params["weights"]], int(params["rrf_k"]),
-                         [float(w) for w in params["link_weights"]])
-    snapshot = local_snapshot(index, encoder, texts)
+                         [float(w) for w in params["link_weights"]], prior_weights)
+    snapshot = local_snapshot(index, encoder, texts, popularity=read_popularity(popularity) if popularity else None)
+
+    def score(ranked: list[list[str]]) -> float:
+        return float(per_query(queries.rankings(ranked, k), queries.relevance, [metric])[metric].mean())
+
     ranked = rankings(snapshot, queries.texts, fusions, queries.fetch_k(k))
-    scores = {fusion: float(per_query(queries.rankings(ranked[fusion], k), queries.relevance, [metric])[metric].mean())
-              for fusion in fusions}
+    scores = {fusion: score(ranked[fusion]) for fusion in fusions}
     chosen = shipped_fusion(choose(scores), scores)
-    return {"fusion": asdict(chosen), "chosen": chosen.name(), "metric": metric,
-            "validation_queries": len(queries.texts), "validation": {f.name(): round(s, 6) for f, s in scores.items()},
-            "ef_search": snapshot.index.manifest.ef_search}
+    report = {"fusion": asdict(chosen), "chosen": chosen.name(), "metric": metric,
+              "validation_queries": len(queries.texts), "ef_search": snapshot.index.manifest.ef_search,
+              "validation": {f.name(): round(s, 6) for f, s in scores.items()}}
+    if prior_weights:
+        lexical = {w: score(bm25_prior_rankings(snapshot, queries.texts, w, queries.fetch_k(k)))
+                   for w in [0.0, *sorted(set(prior_weights) - {0})]}
+        best = max(lexical, key=lambda w: (lexical[w], -w))
+        report["bm25_prior"] = {"prior_weight": best, "validation": {f"{w:g}": round(s, 6) for w, s in lexical.items()}}
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,10 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", required=True, type=Path, help="the quantize stage's ONNX folder")
     parser.add_argument("--documents", required=True, type=Path, help="documents.parquet (item_id, document)")
     parser.add_argument("--validation", required=True, type=Path, help="the pairs stage's validation.parquet")
+    parser.add_argument("--popularity", type=Path,
+                        help="the pairs stage's popularity.parquet: also try the popularity prior (serving.prior)")
     parser.add_argument("--out", required=True, type=Path, help="fusion.json: the choice and every candidate's score")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    report = tune(args.index, args.encoder, args.documents, args.validation, load_section("fusion", args.params))
+    report = tune(args.index, args.encoder, args.documents, args.validation, load_section("fusion", args.params),
+                  args.popularity)
     write_json(report, args.out)
     print(f"fusion: {report['chosen']} ({report['metric']} {report['validation'][report['chosen']]:.4f} on "
           f"{report['validation_queries']} validation queries; dense {report['validation']['dense']:.4f})")

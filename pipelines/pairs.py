@@ -26,7 +26,9 @@ review body for reviews, the query text otherwise, so no review text and no (que
 two sides. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
 (catalogs whose items have no text of their own) it adds snippets of that item's TRAINING reviews only;
 the reviews so quoted are then dropped from the training queries. `train_hard_queries: true` also trains
-on each training query's hard form, the shape the test queries have.
+on each training query's hard form, the shape the test queries have. `popularity.parquet` counts each item's
+positive interactions (rating >= min_rating) except those whose review is a validation or test query, the
+popularity prior's input (serving.prior): a held-out review never counts toward its own item.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import pyarrow.parquet as pq
 
 from pipelines.common.atomic import write_json, write_parquet
 from pipelines.common.params import load_section
-from pipelines.common.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, conform
+from pipelines.common.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, POPULARITY, conform
 from pipelines.common.split import CLOZE_KINDS, Side, check_fractions, normalise, side, unquoted
 
 QuerySource = Literal["reviews", "co_liked", "none"]
@@ -210,6 +212,16 @@ def without_cloze_queries(documents: list[dict[str, str]], pairs: Sequence[Pair]
     return [{"item_id": d["item_id"], "document": unquoted(d["document"], cut[d["item_id"]])} for d in documents]
 
 
+def popularity(items: list[dict[str, Any]], interactions: Iterable[dict[str, Any]], held_out: set[str],
+               min_rating: float) -> pa.Table:
+    """Each item's positives, skipping interactions whose review body (as a group) is in `held_out`."""
+    counts = dict.fromkeys((item["item_id"] for item in items), 0)
+    for row in interactions:
+        if row["rating"] >= min_rating and normalise(row["text"] or "") not in held_out:
+            counts[row["item_id"]] += 1
+    return pa.table({"item_id": list(counts), "positives": list(counts.values())}, schema=POPULARITY)
+
+
 def check_items_known(item_ids: Iterable[tuple[str, str]], known: set[str], source: str) -> None:
     """Fail on the first (ref, item_id) whose item is not in the catalog."""
     for ref, item_id in item_ids:
@@ -256,6 +268,7 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
         "test": pairs_table(test),
         "test_hard": pairs_table(test, hard=True),
         "documents": pa.Table.from_pylist(cut_docs, schema=DOCUMENTS),
+        "popularity": popularity(items, interactions, {p.group for p in validation + test}, params.min_rating),
     }
     metrics = {
         "items": len(items),
@@ -274,6 +287,7 @@ def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], param
         "train_dropped_as_held_out_query": len(candidates) - len(train),
         "documents_with_reviews": with_reviews,
         "documents_with_cloze_cut": sum(a != b for a, b in zip(item_docs, cut_docs)),
+        "popularity_positives": sum(tables["popularity"]["positives"].to_pylist()),
     }
     return tables, metrics
 

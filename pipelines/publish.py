@@ -5,7 +5,8 @@
     semrec publish gc --catalog fashion --root published --grace-hours 24   # crash debris only
 
 A snapshot `<root>/<catalog>/<id>/` holds the index shards, the INT8 encoder, the BM25 index, the
-evaluation metrics, with --intent the folder `Reader.ask` reads (movies: `intent/`), and
+evaluation metrics, with --popularity the popularity prior's counts (`prior/`), with --intent the folder
+`Reader.ask` reads (movies: `intent/`), and
 `manifest.json` (uploaded last; every other file's sha256). LATEST then moves by compare-and-swap, so
 of two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
 quality gate refuses a snapshot whose gate metric is below the live one's by more than the
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
-from pipelines.common.shipped import bm25_in_index_order
+from pipelines.common.shipped import bm25_in_index_order, positives_in_index_order, read_popularity
 from pipelines.lifecycle import STAGING_PREFIX, gc, gc_staging, prune, rollback
 from serving.bm25 import save_bm25
 from serving.conversation.ask import Conversation
@@ -47,7 +48,8 @@ from serving.errors import name_argument
 from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, describe_folder
 from serving.shards import ShardedIndex
-from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR
+from serving.prior import save_positives
+from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR, PRIOR_DIR
 from serving.store import Pointer, PointerConflict, Store
 
 log = logging.getLogger("semrec.publish")
@@ -157,8 +159,10 @@ def publish_folder(store: Store, folder: Path, manifest: Manifest, gate: Gate, f
     return figures
 
 
-def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str, str], metrics: Path) -> ShardedIndex:
-    """Lay out a snapshot in `folder`: index, INT8 encoder, BM25 over the documents in shard order, metrics."""
+def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str, str], metrics: Path,
+          popularity: Path | None = None) -> ShardedIndex:
+    """Lay out a snapshot in `folder`: index, INT8 encoder, BM25 over the documents in shard order, metrics,
+    and the popularity prior's counts in shard order when given."""
     shutil.copytree(index_dir, folder / INDEX_DIR)
     (folder / ENCODER_DIR).mkdir()
     for name in (model_file("int8"), TOKENIZER_FILE, CONFIG_FILE):
@@ -166,6 +170,8 @@ def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str,
     shutil.copy2(metrics, folder / METRICS_NAME)
     index = ShardedIndex.open(folder / INDEX_DIR)
     save_bm25(bm25_in_index_order(index, documents, str(index_dir)), folder / BM25_DIR)
+    if popularity:
+        save_positives(positives_in_index_order(index, read_popularity(popularity), str(popularity)), folder / PRIOR_DIR)
     return index
 
 
@@ -194,13 +200,15 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
     gate = Gate(tuple(params["gate"]["metric"]), float(params["gate"]["tolerance"]))
     documents = pq.read_table(args.documents, columns=["item_id", "document"])
     fusion, chosen_on = read_fusion(args.fusion)
+    if fusion.prior_weight and not args.popularity:
+        raise ValueError(f"{args.fusion} chose the popularity prior ({fusion.name()}): pass --popularity")
     enabled, why_not = publishing_enabled(params)
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as tmp:
         folder = Path(tmp) / "snapshot"
         folder.mkdir()
         index = stage(folder, args.index, args.encoder,
                       dict(zip(documents.column("item_id").to_pylist(), documents.column("document").to_pylist())),
-                      args.metrics)
+                      args.metrics, args.popularity)
         extractor = stage_intent(args.intent, folder) if args.intent else None
         encoder = EncoderConfig.read(folder / ENCODER_DIR)
         manifest = write_manifest(folder, args.catalog, {
@@ -259,6 +267,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.add_argument("--fusion", type=Path, required=True,
                             help="the fusion stage's fusion.json: the default search method and weight")
         parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics.json")
+        parser.add_argument("--popularity", type=Path,
+                            help="the pairs stage's popularity.parquet: shipped as prior/ (serving.prior)")
         parser.add_argument("--intent", type=Path,
                             help="the intent stage's folder (movies): shipped as intent/, so the snapshot answers ask")
         parser.add_argument("--report", type=Path, help="write what was published here (JSON, DVC metrics)")

@@ -71,6 +71,7 @@ class FusionInfo(BaseModel):
     bm25_weight: float
     rrf_k: int
     link_weight: float = Field(description="weight of the titles a query names, with their neighbours (0: off)")
+    prior_weight: float = Field(description="weight of the popularity prior blended into the fused score (0: off)")
 
 
 class SnapshotInfo(BaseModel):
@@ -82,7 +83,7 @@ class SnapshotInfo(BaseModel):
     dim: int
     items: int
     fusion: FusionInfo = Field(description="the default search: method, the hybrid's BM25 weight, RRF's k, "
-                                                 "title links")
+                                                 "title links, popularity prior")
 
 
 class Problem(BaseModel):

@@ -16,9 +16,10 @@ from typing import Any
 
 from serving.fusion import Fusion
 
-# 2: `fusion` (method, bm25_weight, rrf_k) replaced 1's `bm25_weight`; 3: `fusion.link_weight` (title links).
-# 1 and 2 still read (no links); a reader older than 3 refuses a 3 by its version, not by an unknown field.
-FORMAT_VERSION = 3
+# 2: `fusion` (method, bm25_weight, rrf_k) replaced 1's `bm25_weight`; 3: `fusion.link_weight` (title links);
+# 4: `fusion.prior_weight` (popularity prior, with prior/). 1 to 3 still read (no links before 3, no prior);
+# an older reader refuses a newer format by its version, not by an unknown field.
+FORMAT_VERSION = 4
 MANIFEST_NAME = "manifest.json"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: `$` would let "name\n" through
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -73,7 +74,7 @@ class Manifest:
         if raw.get("format_version") == 1:  # searched dense by default; its weight served mode="hybrid"
             raw |= {"format_version": FORMAT_VERSION,
                     "fusion": {"method": "dense", "bm25_weight": raw.pop("bm25_weight", None)}}
-        if raw.get("format_version") == 2:
+        if raw.get("format_version") in (2, 3):
             raw["format_version"] = FORMAT_VERSION
         if raw.get("format_version") != FORMAT_VERSION:
             raise ManifestError(
@@ -93,8 +94,8 @@ class Manifest:
         if not isinstance(self.dim, int) or self.dim <= 0:
             raise ManifestError(f"{source}: dim must be a positive integer, got {self.dim!r}")
         if not isinstance(self.fusion, Fusion):
-            raise ManifestError(f"{source}: fusion must be an object (method, bm25_weight, rrf_k, link_weight), "
-                                f"got {self.fusion!r}")
+            raise ManifestError(f"{source}: fusion must be an object (method, bm25_weight, rrf_k, link_weight, "
+                                f"prior_weight), got {self.fusion!r}")
         seen: set[str] = set()
         for entry in self.files:
             check_relative_path(entry.path, source)

@@ -4,12 +4,14 @@ Layout (written by `semrec publish`, checked against manifest.json by serving.ca
   index/    the sharded HNSW index + metadata shards + id map (serving.shards)
   encoder/  model_int8.onnx, tokenizer.json, encoder.json (serving.encoder)
   bm25/     the BM25 index over the item documents, document g = global row g (shards in order)
+  prior/    optional: positives.npy, each global row's liked count, for the popularity prior (serving.prior)
   intent/   optional (movies): what `ask` needs to read conversational requests (serving.conversation.ask)
   metrics.json, manifest.json
 
 A search ranks by the manifest's fusion (serving.fusion: dense, weighted hybrid or RRF of dense and BM25,
-then title links, serving.links) unless a mode is asked for. The pipeline tunes and scores exactly this
-code over its local folders (pipelines/common/shipped.py), before anything is published.
+blended with the popularity prior, then title links, serving.links) unless a mode is asked for. The
+pipeline tunes and scores exactly this code over its local folders (pipelines/common/shipped.py), before
+anything is published.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from serving.fusion import METHODS, Fusion, Method, candidate_count, fuse
 from serving.hits import Hit, hits_from
 from serving.links import TitleLinker, link_fuse
 from serving.manifest import Manifest
+from serving.prior import PRIOR_FILE, load_positives, prior_scores
 from serving.shards import Hits, ShardedIndex
 from serving.shards import Manifest as IndexManifest
 
 Mode = Method
 MODES = METHODS
-INDEX_DIR, ENCODER_DIR, BM25_DIR, INTENT_DIR = "index", "encoder", "bm25", "intent"
+INDEX_DIR, ENCODER_DIR, BM25_DIR, INTENT_DIR, PRIOR_DIR = "index", "encoder", "bm25", "intent", "prior"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,12 @@ class Snapshot:
     """A snapshot's index, encoder and BM25, memory-mapped; immutable, so safe to share across threads."""
 
     def __init__(self, index: ShardedIndex, encoder: Encoder, bm25: Any, fusion: Fusion,
-                 manifest: Manifest | None = None, conversation: Conversation | None = None):
+                 manifest: Manifest | None = None, conversation: Conversation | None = None,
+                 positives: np.ndarray | None = None):
+        """`positives`: each global row's liked count (serving.prior); None: no prior, whatever the fusion."""
+        if positives is not None and len(positives) != len(index):
+            raise ValueError(f"{len(positives)} prior counts for an index of {len(index)} items")
+        self.prior = None if positives is None else prior_scores(positives)
         self.manifest = manifest
         self.fusion = fusion
         self.conversation = conversation
@@ -67,8 +75,12 @@ class Snapshot:
         for name in index.files():  # only what the snapshot manifest vouches for (ManifestError otherwise)
             manifest.file(f"{INDEX_DIR}/{name}")
         conversation = Conversation.load(folder / INTENT_DIR) if (folder / INTENT_DIR).is_dir() else None
+        positives = None
+        if (folder / PRIOR_DIR).is_dir():
+            manifest.file(f"{PRIOR_DIR}/{PRIOR_FILE}")
+            positives = load_positives(folder / PRIOR_DIR)
         return cls(ShardedIndex.open(folder / INDEX_DIR, index), Encoder.load(folder / ENCODER_DIR, "int8", threads),
-                   load_bm25(folder / BM25_DIR), manifest.fusion, manifest, conversation)
+                   load_bm25(folder / BM25_DIR), manifest.fusion, manifest, conversation, positives)
 
     @property
     def snapshot_id(self) -> str:
@@ -89,7 +101,8 @@ class Snapshot:
         fusion = self.with_mode(mode)
         query = self.encoder.encode([text])[0]
         allow = self._allow(Filters.parse(filters))
-        if fusion.method == "dense" and not fusion.link_weight:
+        blends = fusion.link_weight or (fusion.prior_weight and self.prior is not None)
+        if fusion.method == "dense" and not blends:
             return self.lookup(self._dense(query, k, allow), k)
         rows, scores = self.ranked(text, query, fusion, k, allow)
         shards = np.searchsorted(self.offsets, rows, side="right") - 1
@@ -169,10 +182,10 @@ class Snapshot:
         return link_fuse(rows, [self._neighbours(row, n, allow) for row in linked], fusion.link_weight,
                          fusion.rrf_k, k)
 
-    @staticmethod
-    def fused(candidates: Candidates, fusion: Fusion, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def fused(self, candidates: Candidates, fusion: Fusion, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(global rows, scores) of the top k candidates under `fusion` (no links), best first."""
-        order, scores = fuse(fusion, candidates.dense, candidates.lexical, k)
+        prior = None if self.prior is None else self.prior[candidates.rows]
+        order, scores = fuse(fusion, candidates.dense, candidates.lexical, k, prior)
         return candidates.rows[order], scores
 
     def _neighbours(self, row: int, n: int, allow: list[np.ndarray] | None) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 from pipelines.fusion import candidates, choose, shipped_fusion
 from serving.fusion import Fusion, fuse
 from serving.manifest import Manifest, ManifestError
+from serving.prior import prior_scores
 
 DENSE = np.array([0.9, 0.8, 0.7, 0.1])  # dense ranks 1, 2, 3, 4
 LEXICAL = np.array([0.0, 5.0, 9.0, 1.0])  # BM25 ranks -, 2, 1, 3 (candidate 0 shares no term with the query)
@@ -55,9 +56,9 @@ def test_a_format_1_manifest_reads_as_dense_search_with_its_hybrid_weight():
            "dvc_lock_sha256": "none", "embedding_model": "m", "dim": 4, "metric": "inner_product", "ef_search": 16,
            "bm25_weight": 0.3, "files": [], "extra": {}, "format_version": 1}
     manifest = Manifest.from_json(json.dumps(old))
-    assert manifest.fusion == Fusion("dense", 0.3) and manifest.format_version == 3
+    assert manifest.fusion == Fusion("dense", 0.3) and manifest.format_version == 4
     assert json.loads(manifest.to_json())["fusion"] == {"method": "dense", "bm25_weight": 0.3, "rrf_k": 60,
-                                                        "link_weight": 0.0}
+                                                        "link_weight": 0.0, "prior_weight": 0.0}
     with pytest.raises(ManifestError, match="bm25_weight"):
         Manifest.from_json(json.dumps(old | {"bm25_weight": 2.0}))
 
@@ -71,10 +72,44 @@ def test_link_candidates_come_after_the_plain_ones_and_the_shipped_fusion_keeps_
     assert choose(dict(zip(options, [0.5, 0.6, 0.6, 0.5, 0.6, 0.6]))) == Fusion("rrf")  # a tie: no links
 
 
-def test_a_format_2_manifest_reads_without_links_and_a_newer_one_is_refused_by_version():
+def test_format_2_and_3_manifests_read_without_a_prior_and_a_newer_one_is_refused_by_version():
     two = {"catalog": "movies", "snapshot_id": "s2", "created_at": "2026-01-01T00:00:00+00:00", "git_rev": "x",
            "dvc_lock_sha256": "none", "embedding_model": "m", "dim": 4, "metric": "inner_product", "ef_search": 16,
            "fusion": {"method": "rrf", "bm25_weight": 0.4, "rrf_k": 60}, "files": [], "extra": {}, "format_version": 2}
-    assert Manifest.from_json(json.dumps(two)).fusion == Fusion("rrf", 0.4, link_weight=0.0)
-    with pytest.raises(ManifestError, match="format_version 4"):
-        Manifest.from_json(json.dumps(two | {"format_version": 4}))
+    assert Manifest.from_json(json.dumps(two)).fusion == Fusion("rrf", 0.4, link_weight=0.0, prior_weight=0.0)
+    three = two | {"format_version": 3, "fusion": {**two["fusion"], "link_weight": 1.0}}
+    assert Manifest.from_json(json.dumps(three)).fusion == Fusion("rrf", 0.4, link_weight=1.0, prior_weight=0.0)
+    with pytest.raises(ManifestError, match="format_version 5"):
+        Manifest.from_json(json.dumps(two | {"format_version": 5}))
+
+
+def test_the_prior_blends_into_the_normalised_fused_score():
+    prior = np.array([0.0, 0.0, 0.0, 1.0])  # candidate 3: the most liked item, last by both retrievers
+    assert fuse(Fusion("dense", prior_weight=0.6), DENSE, LEXICAL, k=1, prior=prior)[0].tolist() == [3]
+    order, scores = fuse(Fusion("hybrid", 0.5, prior_weight=0.2), DENSE, LEXICAL, k=4, prior=prior)
+    plain = fuse(Fusion("hybrid", 0.5), DENSE, LEXICAL, k=4)  # 0.5, 0.7158, 0.875, 0.0556 by candidate
+    hybrid = np.array([0.5, (0.875 + 5 / 9) / 2, 0.875, 1 / 18])
+    expected = 0.8 * (hybrid - hybrid.min()) / (hybrid.max() - hybrid.min()) + 0.2 * prior
+    np.testing.assert_allclose(scores, np.sort(expected)[::-1])
+    assert order.tolist() == [2, 1, 0, 3] == plain[0].tolist()  # 0.2 is not enough to lift candidate 3
+    assert fuse(Fusion("rrf", prior_weight=0.9), DENSE, LEXICAL, k=1, prior=prior)[0].tolist() == [3]
+    # no prior given (a snapshot without prior/): the weight changes nothing
+    assert (fuse(Fusion("rrf", prior_weight=0.9), DENSE, LEXICAL, k=4)[0].tolist()
+            == fuse(Fusion("rrf"), DENSE, LEXICAL, k=4)[0].tolist())
+
+
+def test_prior_scores_grow_with_the_log_of_the_count():
+    np.testing.assert_allclose(prior_scores(np.array([0, 1, 3, 15])), [0, 0.25, 0.5, 1.0])
+    assert prior_scores(np.zeros(3, dtype=np.int64)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_prior_candidates_come_after_the_plain_ones_and_the_shipped_fusion_keeps_its_prior():
+    options = candidates([0.3], rrf_k=60, link_weights=[1.0], prior_weights=[0.5, 0.0])
+    assert [f.name() for f in options] == [
+        "dense", "rrf@60", "hybrid@0.3", "dense+prior@0.5", "rrf@60+prior@0.5", "hybrid@0.3+prior@0.5",
+        "dense+links@1", "rrf@60+links@1", "hybrid@0.3+links@1",
+        "dense+prior@0.5+links@1", "rrf@60+prior@0.5+links@1", "hybrid@0.3+prior@0.5+links@1"]
+    scores = dict(zip(options, [0.1, 0.2, 0.3, 0.4, 0.6, 0.5, 0, 0, 0, 0, 0, 0]))
+    assert shipped_fusion(choose(scores), scores) == Fusion("rrf", 0.3, prior_weight=0.5)
+    with pytest.raises(ValueError, match="prior_weight"):
+        Fusion(prior_weight=1.5)

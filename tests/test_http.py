@@ -23,7 +23,8 @@ def client(published_root: str, tmp_path_factory: pytest.TempPathFactory) -> Tes
 def test_search_similar_health_and_snapshot(client):
     snapshot = client.get("/snapshot").json()
     assert snapshot["catalog"] == "fashion" and snapshot["items"] == 12
-    assert snapshot["fusion"] == {"method": "hybrid", "bm25_weight": 0.5, "rrf_k": 60, "link_weight": 0.0}
+    assert snapshot["fusion"] == {"method": "hybrid", "bm25_weight": 0.5, "rrf_k": 60, "link_weight": 0.0,
+                                  "prior_weight": 0.0}
     assert client.get("/healthz").json() == {"status": "ok", "snapshot_id": snapshot["snapshot_id"],
                                              "failed_refreshes": 0, "last_error": None}
     body = client.post("/search", json={"text": "red dress", "k": 3, "filters": {"creator": "Alba"}}).json()

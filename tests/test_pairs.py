@@ -59,6 +59,20 @@ def test_review_split_shares_no_review_text_or_pair_and_documents_hold_no_test_r
     assert metrics["documents_with_reviews"] > 0
 
 
+def test_popularity_counts_every_positive_except_held_out_reviews(fashion):
+    items, interactions = fashion
+    tables, metrics = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
+    held_out = bodies(tables["validation"], interactions) | bodies(tables["test"], interactions)
+    liked = [row for row in interactions if row["rating"] >= 4]
+    held = [row for row in liked if normalise(row["text"] or "") in held_out]  # copies under other items too
+    assert len(held) > 25
+    counts = dict(zip(tables["popularity"]["item_id"].to_pylist(), tables["popularity"]["positives"].to_pylist()))
+    assert list(counts) == [item["item_id"] for item in items]
+    assert counts == {item: sum(r["item_id"] == item for r in liked) - sum(r["item_id"] == item for r in held)
+                      for item in counts}
+    assert metrics["popularity_positives"] == len(liked) - len(held)
+
+
 def test_hard_queries_are_the_summary_or_the_first_words_of_the_body(fashion):
     items, interactions = fashion
     tables, _ = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))

@@ -64,6 +64,14 @@ DOCUMENTS = pa.schema(
     ]
 )
 
+# pairs stage: popularity.parquet, one row per catalog item, in items.parquet order (serving.prior).
+POPULARITY = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("positives", pa.int64(), nullable=False),  # liked (rating >= min_rating), held-out queries excluded
+    ]
+)
+
 
 # synth stage (movies): synthetic conversational queries, labelled by construction.
 SYNTH_QUERIES = pa.schema(

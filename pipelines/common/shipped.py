@@ -1,8 +1,8 @@
 """The shipped query path (serving.snapshot.Snapshot) over the pipeline's local folders.
 
 The `fusion` stage tunes it and `evaluate` scores it through the reader's own code: the INT8 encoder, the
-sharded HNSW index at its tuned efSearch, and BM25 over the documents in global-row order, as `publish`
-packs them. So the numbers are those of what a reader of the published snapshot answers.
+sharded HNSW index at its tuned efSearch, and BM25 and the popularity prior over the documents in global-row
+order, as `publish` packs them. So the numbers are those of what a reader of the published snapshot answers.
 """
 
 from __future__ import annotations
@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from serving.bm25 import build_bm25
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipelines.common.schemas import POPULARITY, conform
+from serving.bm25 import bm25_scores, build_bm25, lexical_top
 from serving.encoder import Encoder
-from serving.fusion import Fusion
+from serving.fusion import Fusion, candidate_count, minmax
 from serving.shards import ShardedIndex
 from serving.snapshot import Snapshot
 
@@ -28,13 +32,30 @@ def bm25_in_index_order(index: ShardedIndex, documents: Mapping[str, str], sourc
     return build_bm25([documents[item] for item in ids])
 
 
+def read_popularity(path: str | Path) -> dict[str, int]:
+    """The pairs stage's popularity.parquet as item id -> positives."""
+    table = conform(pq.read_table(path), POPULARITY, str(path))
+    return dict(zip(table["item_id"].to_pylist(), table["positives"].to_pylist()))
+
+
+def positives_in_index_order(index: ShardedIndex, popularity: Mapping[str, int], source: str) -> np.ndarray:
+    """Positives whose entry g is the index's global row g; every indexed item needs a count."""
+    ids = index.global_ids()
+    missing = [item for item in ids if item not in popularity]
+    if missing:
+        raise KeyError(f"{source}: {len(missing)} indexed item(s) have no popularity count, e.g. {missing[:5]}")
+    return np.array([popularity[item] for item in ids], dtype=np.int64)
+
+
 def local_snapshot(index: str | Path, encoder: str | Path, documents: Mapping[str, str],
-                   fusion: Fusion | None = None, threads: int | None = None) -> Snapshot:
-    """A Snapshot over the index and encoder folders, with BM25 built over `documents` (item id -> text);
-    it searches dense unless given a fusion."""
+                   fusion: Fusion | None = None, threads: int | None = None,
+                   popularity: Mapping[str, int] | None = None) -> Snapshot:
+    """A Snapshot over the index and encoder folders, with BM25 built over `documents` (item id -> text) and
+    the prior over `popularity` (item id -> positives; None: no prior); it searches dense unless given a fusion."""
     opened = ShardedIndex.open(index)
+    positives = None if popularity is None else positives_in_index_order(opened, popularity, str(index))
     return Snapshot(opened, Encoder.load(encoder, "int8", threads), bm25_in_index_order(opened, documents, str(index)),
-                    fusion or Fusion("dense"))
+                    fusion or Fusion("dense"), positives=positives)
 
 
 def rankings(snapshot: Snapshot, texts: Sequence[str], fusions: Sequence[Fusion], k: int) -> dict[Fusion, Rankings]:
@@ -47,4 +68,24 @@ def rankings(snapshot: Snapshot, texts: Sequence[str], fusions: Sequence[Fusion]
         for fusion in out:
             rows, _ = snapshot.ranked(text, vector, fusion, k, candidates=candidates)
             out[fusion].append([ids[row] for row in rows.tolist()])
+    return out
+
+
+def popularity_rankings(snapshot: Snapshot, n_queries: int, k: int) -> Rankings:
+    """The baseline that reads no text: the k most liked items (ties by global row), for every query."""
+    ids = snapshot.index.global_ids()
+    top = [ids[row] for row in np.argsort(-snapshot.prior, kind="stable")[:k].tolist()]
+    return [list(top) for _ in range(n_queries)]
+
+
+def bm25_prior_rankings(snapshot: Snapshot, texts: Sequence[str], prior_weight: float, k: int) -> Rankings:
+    """The lexical baseline given the shipped system's prior: BM25's top `candidate_count(k)` re-ranked by
+    (1 - w) * min-max BM25 + w * prior, no dense score anywhere."""
+    ids = snapshot.index.global_ids()
+    out = []
+    for text in texts:
+        scores = bm25_scores(snapshot.bm25, text)
+        rows = lexical_top(scores, candidate_count(k))
+        fused = (1.0 - prior_weight) * minmax(scores[rows]) + prior_weight * snapshot.prior[rows]
+        out.append([ids[row] for row in rows[np.lexsort((rows, -fused))][:k].tolist()])
     return out
