@@ -1,13 +1,19 @@
 """The ingest stage's files, written as rows arrive (either engine), in a canonical order.
 
-items.parquet and interactions.parquet take rows in source order. quarantine.parquet is assembled
-from parts per phase, in PHASES order whatever order they arrive in (the Polars engine finishes
-items before interactions): unreadable interactions, then items (unreadable, untitled, duplicate
-ids), then the interactions the filters rejected; each part in source order.
+items.parquet and interactions.parquet take rows in source order. quarantine.parquet holds the
+phases in PHASES order: unreadable interactions, then items (unreadable, untitled, duplicate ids),
+then the interactions the filters rejected; each in source order. The first four may arrive in any
+order (the Polars engine finishes items before it reads interactions) and wait in small part files;
+the last, by far the largest (every rating below the minimum), must come last and goes straight
+into the file once the parts are copied in.
+
+Parquet encoding runs on one background thread, in call order and at most one table behind the caller:
+pyarrow releases the GIL while it compresses, so the engine's driver prepares the next chunk meanwhile.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -18,7 +24,8 @@ from pipelines.catalogs.source import ORDER, Items, canonical, duplicates, title
 from pipelines.common.schemas import INTERACTIONS, ITEMS, QUARANTINE, conform
 
 PHASES = ("interactions_read", "items_read", "items_title", "items_unique", "interactions_filters")
-FILES = ("items.parquet", "interactions.parquet", "quarantine.parquet")
+QUARANTINE_FILE = "quarantine.parquet"
+FILES = ("items.parquet", "interactions.parquet", QUARANTINE_FILE)
 
 
 class Output:
@@ -27,6 +34,8 @@ class Output:
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.rows: dict[str, int] = {}
         self.ids: list[pa.Array] = []
+        self.encoder = ThreadPoolExecutor(1, thread_name_prefix="ingest-output")
+        self.pending: Future[None] | None = None
 
     def write(self, name: str, table: pa.Table) -> None:
         if name not in self.writers:  # quarantine parts are read back once: cheap lz4, not zstd
@@ -34,8 +43,19 @@ class Output:
             self.writers[name] = pq.ParquetWriter(self.folder / name, table.schema, compression=compression)
             self.rows[name] = 0
         if table.num_rows:
-            self.writers[name].write_table(table)
+            self.wait()
+            self.pending = self.encoder.submit(self.writers[name].write_table, table)
             self.rows[name] += table.num_rows
+
+    def wait(self) -> None:
+        """Until the table in flight is written; a failed write raises here."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def stop(self) -> None:
+        """Let the write in flight finish and end the thread (after `close`, or when the run failed)."""
+        self.encoder.shutdown(wait=True, cancel_futures=True)
 
     def items(self, rows: pl.DataFrame) -> None:
         table = canonical(rows, ITEMS, "items")
@@ -52,26 +72,39 @@ class Output:
         self.write("interactions.parquet", conform(table, INTERACTIONS, "interactions"))
 
     def quarantine_part(self, phase: str, rows: pl.DataFrame | pa.Table) -> None:
-        table = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
-        self.write(f"quarantine-{PHASES.index(phase)}.parquet", conform(table, QUARANTINE, f"quarantine {phase}"))
+        table = conform(rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows, QUARANTINE, f"quarantine {phase}")
+        if phase == PHASES[-1]:
+            self.write(self.quarantine(), table)
+        elif QUARANTINE_FILE in self.writers:
+            raise ValueError(f"quarantine phase {phase!r} arrived after {PHASES[-1]!r}, which must come last")
+        else:
+            self.write(f"quarantine-{PHASES.index(phase)}.parquet", table)
+
+    def quarantine(self) -> str:
+        """quarantine.parquet, opened on first use with the parts written so far copied in, in PHASES order."""
+        if QUARANTINE_FILE not in self.writers:
+            self.wait()
+            parts = sorted(name for name in self.writers if name.startswith("quarantine-"))
+            for name in parts:
+                self.writers.pop(name).close()
+            self.write(QUARANTINE_FILE, pa.Table.from_batches([], QUARANTINE))
+            for name in parts:
+                file = pq.ParquetFile(self.folder / name)
+                for group in range(file.num_row_groups):
+                    self.write(QUARANTINE_FILE, file.read_row_group(group))
+                (self.folder / name).unlink()
+        return QUARANTINE_FILE
 
     def close(self) -> dict[str, int]:
         """Finish every file (empty ones too); returns rows per file."""
+        self.quarantine()
         for name, schema in (("items.parquet", ITEMS), ("interactions.parquet", INTERACTIONS)):
             self.write(name, pa.Table.from_batches([], schema))  # not schema.empty_table(): it imports pandas
+        self.wait()
+        self.stop()
         for writer in self.writers.values():
             writer.close()
         self.writers = {}
-        parts = sorted(self.folder.glob("quarantine-*.parquet"))
-        self.rows["quarantine.parquet"] = 0
-        with pq.ParquetWriter(self.folder / "quarantine.parquet", QUARANTINE, compression="zstd") as writer:
-            for part in parts:
-                file = pq.ParquetFile(part)
-                for group in range(file.num_row_groups):
-                    table = file.read_row_group(group)
-                    writer.write_table(table)
-                    self.rows["quarantine.parquet"] += table.num_rows
-                part.unlink()
         return {name: self.rows[name] for name in FILES}
 
 

@@ -254,9 +254,16 @@ def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: 
     rejected = set_rejections(spill / "interactions", rules)
     for path in in_order(spill / "interactions", "read"):
         out.quarantine_part("interactions_read", read_spill(path))
+    rejected_at = rejected[ORDER]
     for rows in batches(in_order(spill / "interactions", "rows")):
-        verdict = rows.join(rejected, on=ORDER, how="left", maintain_order="left", suffix="_set").with_columns(
-            _step=pl.coalesce("_step", "_step_set"))
+        if rows.is_empty():
+            continue
+        # A chunk holds ascending positions: join only the verdicts in its range (at 10M reviews, joining
+        # all of them to every chunk cost ~15 ms a chunk, a tenth of that sliced).
+        start = rejected_at.search_sorted(rows[ORDER][0], "left")
+        end = rejected_at.search_sorted(rows[ORDER][-1], "right")
+        verdict = rows.join(rejected.slice(start, end - start), on=ORDER, how="left", maintain_order="left",
+                            suffix="_set").with_columns(_step=pl.coalesce("_step", "_step_set"))
         verdict = verdict.with_columns(_reason=pl.coalesce("_reason", pl.col("_step").replace_strict(
             REASONS, default=None)))
         out.interactions(verdict.filter(ALIVE))

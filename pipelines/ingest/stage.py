@@ -89,8 +89,8 @@ def ingest(catalog: str, raw: str | Path, params: dict[str, Any], out: Path, eng
     plan = catalogs.plan(catalog, Path(raw), options[catalog])
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".ingest-", suffix=".tmp", dir=out))
+    output = Output(folder)
     try:
-        output = Output(folder)
         module = importlib.import_module(ENGINES[engine])
         if engine == "beam":
             result = module.run(plan, str(raw), catalog, rules, output, beam_args or [], SPLIT_BYTES)
@@ -109,6 +109,7 @@ def ingest(catalog: str, raw: str | Path, params: dict[str, Any], out: Path, eng
             os.chmod(folder / name, 0o644)
             os.replace(folder / name, out / name)
     finally:
+        output.stop()  # no write may still run into the folder being removed
         shutil.rmtree(folder, ignore_errors=True)
     return counts
 
