@@ -55,7 +55,7 @@ from pipelines.common.params import load_section
 from pipelines.common.queries import QuerySet, Rankings, query_set
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 from pipelines.common.shipped import (bm25_in_index_order, bm25_prior_rankings, popularity_rankings,
-                                      positives_in_index_order, rankings, read_popularity)
+                                      positives_in_index_order, rankings)
 from pipelines.embed import embed_to_npy
 from pipelines.eval_report import markdown, plot_latency, plot_recall_curves, write_text
 from pipelines.index import IndexSettings, ann_recall, build_index
@@ -306,8 +306,7 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
         raise ValueError(f"{args.fusion}: no bm25_prior weight; rerun the fusion stage with --popularity")
     select_report = json.loads(args.select.read_text()) if args.select else {}
     index = ShardedIndex.open(args.index)
-    positives = (positives_in_index_order(index, read_popularity(args.popularity), str(args.popularity))
-                 if args.popularity else None)
+    positives = positives_in_index_order(index, args.popularity) if args.popularity else None
     snapshot = Snapshot(index, Encoder.load(args.encoder, "int8", threads=1),
                         bm25_in_index_order(index, dict(zip(corpus.ids, corpus.texts)), str(args.index)),
                         Fusion(**fusion_report["fusion"]), positives=positives)

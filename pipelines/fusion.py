@@ -33,7 +33,7 @@ from pipelines.common.metrics import parse_metric, per_query
 from pipelines.common.params import load_section
 from pipelines.common.queries import query_set
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
-from pipelines.common.shipped import bm25_prior_rankings, local_snapshot, rankings, read_popularity
+from pipelines.common.shipped import bm25_prior_rankings, local_snapshot, rankings
 from serving.fusion import Fusion
 
 
@@ -74,7 +74,7 @@ def tune(index: Path, encoder: Path, documents: Path, validation: Path, params: 
     prior_weights = [float(w) for w in params["prior_weights"]] if popularity else []
     fusions = candidates([float(w) for w in params["weights"]], int(params["rrf_k"]),
                          [float(w) for w in params["link_weights"]], prior_weights)
-    snapshot = local_snapshot(index, encoder, texts, popularity=read_popularity(popularity) if popularity else None)
+    snapshot = local_snapshot(index, encoder, texts, popularity=popularity)
 
     def score(ranked: list[list[str]]) -> float:
         return float(per_query(queries.rankings(ranked, k), queries.relevance, [metric])[metric].mean())

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
-from pipelines.common.shipped import bm25_in_index_order, positives_in_index_order, read_popularity
+from pipelines.common.shipped import bm25_in_index_order, positives_in_index_order
 from pipelines.lifecycle import STAGING_PREFIX, gc, gc_staging, prune, rollback
 from serving.bm25 import save_bm25
 from serving.conversation.ask import Conversation
@@ -171,7 +171,7 @@ def stage(folder: Path, index_dir: Path, encoder_dir: Path, documents: dict[str,
     index = ShardedIndex.open(folder / INDEX_DIR)
     save_bm25(bm25_in_index_order(index, documents, str(index_dir)), folder / BM25_DIR)
     if popularity:
-        save_positives(positives_in_index_order(index, read_popularity(popularity), str(popularity)), folder / PRIOR_DIR)
+        save_positives(positives_in_index_order(index, popularity), folder / PRIOR_DIR)
     return index
 
 

@@ -169,18 +169,24 @@ class Snapshot:
                                  for g in rows.tolist()], dtype=np.float32)
         return Candidates(rows, dense_scores, lexical[rows])
 
-    def ranked(self, text: str, query: np.ndarray, fusion: Fusion, k: int, allow: list[np.ndarray] | None = None,
-               candidates: Candidates | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(global rows, scores) of the top k under `fusion`, best first: the candidates fused, then, when the
-        fusion links titles and `text` names some, merged with the named items' neighbour lists."""
-        candidates = candidates or self.candidates(text, query, k, allow)
-        linked = self.linker.links(text) if fusion.link_weight else []
-        if not linked:
-            return self.fused(candidates, fusion, k)
+    def named(self, text: str, k: int, allow: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The neighbour lists (the item first) of the catalog titles `text` names (serving.links)."""
         n = candidate_count(k)
-        rows, _ = self.fused(candidates, fusion, n)
-        return link_fuse(rows, [self._neighbours(row, n, allow) for row in linked], fusion.link_weight,
-                         fusion.rrf_k, k)
+        return [self._neighbours(row, n, allow) for row in self.linker.links(text)]
+
+    def ranked(self, text: str, query: np.ndarray, fusion: Fusion, k: int, allow: list[np.ndarray] | None = None,
+               candidates: Candidates | None = None, named: list[np.ndarray] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(global rows, scores) of the top k under `fusion`, best first: the candidates fused, then, when the
+        fusion links titles and `text` names some, merged with the named items' neighbour lists. `candidates`
+        and `named`, when given, are this query's (callers ranking one query many ways fetch them once)."""
+        candidates = candidates or self.candidates(text, query, k, allow)
+        if fusion.link_weight and named is None:
+            named = self.named(text, k, allow)
+        if not (fusion.link_weight and named):
+            return self.fused(candidates, fusion, k)
+        rows, _ = self.fused(candidates, fusion, candidate_count(k))
+        return link_fuse(rows, named, fusion.link_weight, fusion.rrf_k, k)
 
     def fused(self, candidates: Candidates, fusion: Fusion, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(global rows, scores) of the top k candidates under `fusion` (no links), best first."""

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from pipelines.common.schemas import POPULARITY, conform
 from serving.bm25 import bm25_scores, build_bm25, lexical_top
 from serving.encoder import Encoder
-from serving.fusion import Fusion, candidate_count, minmax
+from serving.fusion import Fusion, candidate_count, fuse
 from serving.shards import ShardedIndex
 from serving.snapshot import Snapshot
 
@@ -32,41 +32,41 @@ def bm25_in_index_order(index: ShardedIndex, documents: Mapping[str, str], sourc
     return build_bm25([documents[item] for item in ids])
 
 
-def read_popularity(path: str | Path) -> dict[str, int]:
-    """The pairs stage's popularity.parquet as item id -> positives."""
-    table = conform(pq.read_table(path), POPULARITY, str(path))
-    return dict(zip(table["item_id"].to_pylist(), table["positives"].to_pylist()))
-
-
-def positives_in_index_order(index: ShardedIndex, popularity: Mapping[str, int], source: str) -> np.ndarray:
-    """Positives whose entry g is the index's global row g; every indexed item needs a count."""
+def positives_in_index_order(index: ShardedIndex, popularity: str | Path) -> np.ndarray:
+    """The pairs stage's popularity.parquet as positives whose entry g is the index's global row g; every
+    indexed item needs a count."""
+    table = conform(pq.read_table(popularity), POPULARITY, str(popularity))
+    counts = dict(zip(table["item_id"].to_pylist(), table["positives"].to_pylist()))
     ids = index.global_ids()
-    missing = [item for item in ids if item not in popularity]
+    missing = [item for item in ids if item not in counts]
     if missing:
-        raise KeyError(f"{source}: {len(missing)} indexed item(s) have no popularity count, e.g. {missing[:5]}")
-    return np.array([popularity[item] for item in ids], dtype=np.int64)
+        raise KeyError(f"{popularity}: {len(missing)} indexed item(s) have no popularity count, e.g. {missing[:5]}")
+    return np.array([counts[item] for item in ids], dtype=np.int64)
 
 
 def local_snapshot(index: str | Path, encoder: str | Path, documents: Mapping[str, str],
                    fusion: Fusion | None = None, threads: int | None = None,
-                   popularity: Mapping[str, int] | None = None) -> Snapshot:
+                   popularity: str | Path | None = None) -> Snapshot:
     """A Snapshot over the index and encoder folders, with BM25 built over `documents` (item id -> text) and
-    the prior over `popularity` (item id -> positives; None: no prior); it searches dense unless given a fusion."""
+    the prior over `popularity` (popularity.parquet; None: no prior); it searches dense unless given a fusion."""
     opened = ShardedIndex.open(index)
-    positives = None if popularity is None else positives_in_index_order(opened, popularity, str(index))
+    positives = None if popularity is None else positives_in_index_order(opened, popularity)
     return Snapshot(opened, Encoder.load(encoder, "int8", threads), bm25_in_index_order(opened, documents, str(index)),
                     fusion or Fusion("dense"), positives=positives)
 
 
 def rankings(snapshot: Snapshot, texts: Sequence[str], fusions: Sequence[Fusion], k: int) -> dict[Fusion, Rankings]:
-    """Item-id rankings (top k) of every query under every fusion; each query's candidates are fetched once."""
+    """Item-id rankings (top k) of every query under every fusion; each query's candidates (and named items'
+    neighbours) are fetched once."""
     ids = snapshot.index.global_ids()
     vectors = snapshot.encoder.encode(list(texts))
     out: dict[Fusion, Rankings] = {fusion: [] for fusion in fusions}  # equal fusions share one entry
+    links = any(fusion.link_weight for fusion in out)
     for text, vector in zip(texts, vectors):
         candidates = snapshot.candidates(text, vector, k)
+        named = snapshot.named(text, k) if links else []
         for fusion in out:
-            rows, _ = snapshot.ranked(text, vector, fusion, k, candidates=candidates)
+            rows, _ = snapshot.ranked(text, vector, fusion, k, candidates=candidates, named=named)
             out[fusion].append([ids[row] for row in rows.tolist()])
     return out
 
@@ -81,11 +81,11 @@ def popularity_rankings(snapshot: Snapshot, n_queries: int, k: int) -> Rankings:
 def bm25_prior_rankings(snapshot: Snapshot, texts: Sequence[str], prior_weight: float, k: int) -> Rankings:
     """The lexical baseline given the shipped system's prior: BM25's top `candidate_count(k)` re-ranked by
     (1 - w) * min-max BM25 + w * prior, no dense score anywhere."""
-    ids = snapshot.index.global_ids()
+    ids, lexical_only = snapshot.index.global_ids(), Fusion("hybrid", 1.0, prior_weight=prior_weight)
     out = []
     for text in texts:
         scores = bm25_scores(snapshot.bm25, text)
-        rows = lexical_top(scores, candidate_count(k))
-        fused = (1.0 - prior_weight) * minmax(scores[rows]) + prior_weight * snapshot.prior[rows]
-        out.append([ids[row] for row in rows[np.lexsort((rows, -fused))][:k].tolist()])
+        rows = np.sort(lexical_top(scores, candidate_count(k)))  # ties go to the lower global row
+        order, _ = fuse(lexical_only, np.zeros(len(rows)), scores[rows], k, snapshot.prior[rows])
+        out.append([ids[row] for row in rows[order].tolist()])
     return out
