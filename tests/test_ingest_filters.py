@@ -78,9 +78,25 @@ def test_polars_row_rules_match_the_python_rules():
         row(row_ref="f:4", summary="Superbe", text="la robe est magnifique et la taille parfaite"),
         row(row_ref="f:5", summary="Great", text="fits well, true to size"), row(row_ref="f:6"),
     ], schema=INTERACTIONS)).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ORDER))
-    judged = polars_engine.row_rules(rows, pl.Series(["i"]), RULES)
+    judged = polars_engine.row_rules(rows, known_items(pa.array(["i"])), RULES)
     assert judged["_step"].to_list() == ["rating", "tokens", "item", "language", None, None]
     assert judged["_reason"].to_list()[3] == "wrong_language: fr"
+
+
+def known_items(ids: pa.Array) -> polars_engine.KnownItems:
+    by_hash = polars_engine.KnownItems.by_hash(ids, slice_rows=100)
+    return polars_engine.KnownItems(pl.from_arrow(by_hash))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("hash_collision", [False, True])
+def test_known_items_match_set_membership(hash_collision):
+    kept = pl.Series([f"B{i:09d}" for i in range(0, 3000, 3)] + ["", "é"])
+    asked = pl.Series([f"B{i:09d}" for i in range(3000, -5, -1)] + ["é", "", "B", "B000000000 "])
+    known = known_items(kept.to_arrow())
+    if hash_collision:  # the fallback that two kept ids with one hash take
+        known.sorted_ids = kept.sort()
+    assert known.contains(asked).to_list() == asked.is_in(kept.implode()).to_list()
+    assert not known_items(pa.array([], pa.string())).contains(asked).any()
 
 
 @pytest.mark.parametrize("change, message", [

@@ -294,6 +294,12 @@ def converted(source: pl.Expr, dtype: pl.DataType, field: Field, list_separator:
     return source.cast(DTYPES[field.kind], strict=False)
 
 
+def got(dtype: pl.DataType, column: str) -> pl.Expr:
+    """What a wrong value was, for its quarantine reason: its first 40 characters, or its type."""
+    readable = dtype == pl.String or dtype.is_numeric()
+    return pl.col(column).cast(pl.String).str.slice(0, 40) if readable else pl.lit(str(dtype))
+
+
 def typed_columns(frame: pl.DataFrame, name: str, fields: Sequence[Field], table: Table,
                   list_separator: str, first_row: int) -> Rows:
     """Type the columns of a chunk whose first row is number `first_row`; quarantine rows with a
@@ -302,33 +308,32 @@ def typed_columns(frame: pl.DataFrame, name: str, fields: Sequence[Field], table
     if missing:
         raise ValueError(f"{name}: no column(s) {missing} (has: {frame.columns})")
     source_columns = frame.columns
-    problems = []
-    typed = {}
+    problems, typed = [], {}
     for f in fields:
         source, value = pl.col(f.name), converted(pl.col(f.name), frame.schema[f.name], f, list_separator)
         absent = source.is_null()
         if frame.schema[f.name] == pl.String:
             absent = absent | (source.str.strip_chars() == "")
-        dtype = frame.schema[f.name]
-        readable = dtype == pl.String or dtype.is_numeric()
-        got = source.cast(pl.String).str.slice(0, 40) if readable else pl.lit(str(dtype))
-        problems.append(pl.when(absent & f.required).then(pl.lit("missing_field"))
-                        .when(~source.is_null() & value.is_null())
-                        .then(pl.lit(f"wrong_type: expected {f.kind}, got ") + got))
+        problems.append((absent & f.required, ~source.is_null() & value.is_null()))
         typed[f.name] = value
     try:
         frame = frame.with_row_index(ORDER, offset=first_row).with_columns(
             pl.col(ORDER).cast(pl.Int64),
             row_ref=pl.format("{}:{}", pl.lit(name), ORDER),
-            _reason=pl.coalesce(problems),
-            _field=pl.coalesce(pl.when(p.is_not_null()).then(pl.lit(f.name)) for p, f in zip(problems, fields)),
+            _bad=pl.any_horizontal(p for pair in problems for p in pair),
             **{f"_typed_{k}": v for k, v in typed.items()},
         )
     except pl.exceptions.PolarsError as err:
         raise ValueError(f"{name}: a column does not convert to its kind: {err}") from err
-    bad = frame.filter(pl.col("_reason").is_not_null())
+    # Reasons are spelled out for the bad rows only: "got ..." casts every value to text.
+    reasons = [pl.when(missing).then(pl.lit("missing_field")).when(wrong).then(
+        pl.lit(f"wrong_type: expected {f.kind}, got ") + got(frame.schema[f.name], f.name))
+        for (missing, wrong), f in zip(problems, fields)]
+    bad = frame.filter("_bad").with_columns(
+        _reason=pl.coalesce(reasons),
+        _field=pl.coalesce(pl.when(r.is_not_null()).then(pl.lit(f.name)) for r, f in zip(reasons, fields)))
     rejected = quarantine_frame(bad.select("row_ref", ORDER, *source_columns, "_reason", "_field"), table, "read",
                                 reason=pl.col("_reason"), field=pl.col("_field"))
-    good = frame.filter(pl.col("_reason").is_null()).select(
+    good = frame.filter(~pl.col("_bad")).select(
         "row_ref", ORDER, *(pl.col(f"_typed_{f.name}").alias(f.name) for f in fields))
     return Rows(good, rejected, frame.height)

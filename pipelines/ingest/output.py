@@ -7,8 +7,9 @@ order (the Polars engine finishes items before it reads interactions) and wait i
 the last, by far the largest (every rating below the minimum), must come last and goes straight
 into the file once the parts are copied in.
 
-Parquet encoding runs on one background thread, in call order and at most one table behind the caller:
-pyarrow releases the GIL while it compresses, so the engine's driver prepares the next chunk meanwhile.
+Parquet encoding runs on background threads, one per file (pyarrow encodes a file on one core), each
+in call order and at most one table behind the caller: pyarrow releases the GIL while it encodes, so
+interactions and quarantine chunks encode side by side while the engine's driver prepares the next ones.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class Output:
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.rows: dict[str, int] = {}
         self.ids: list[pa.Array] = []
-        self.encoder = ThreadPoolExecutor(1, thread_name_prefix="ingest-output")
-        self.pending: Future[None] | None = None
+        self.encoders: dict[str, ThreadPoolExecutor] = {}  # file name -> its encoding thread
+        self.pending: dict[str, Future[None]] = {}  # file name -> its table in flight
 
     def write(self, name: str, table: pa.Table) -> None:
         if name not in self.writers:  # quarantine parts are read back once: cheap lz4, not zstd
@@ -43,22 +44,24 @@ class Output:
             self.writers[name] = pq.ParquetWriter(self.folder / name, table.schema, compression=compression)
             self.rows[name] = 0
         if table.num_rows:
-            self.wait()
-            self.pending = self.encoder.submit(self.writers[name].write_table, table)
+            self.wait(name)
+            encoder = self.encoders.setdefault(name, ThreadPoolExecutor(1, thread_name_prefix=f"ingest-{name}"))
+            self.pending[name] = encoder.submit(self.writers[name].write_table, table)
             self.rows[name] += table.num_rows
 
-    def wait(self) -> None:
-        """Until the table in flight is written; a failed write raises here."""
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
+    def wait(self, name: str | None = None) -> None:
+        """Until the table in flight (of file `name`, or of every file) is written; a failed write raises here."""
+        for file in [name] if name else list(self.pending):
+            if (pending := self.pending.pop(file, None)) is not None:
+                pending.result()
 
     def stop(self) -> None:
-        """Let the write in flight finish and end the thread (after `close`, or when the run failed)."""
-        self.encoder.shutdown(wait=True, cancel_futures=True)
+        """Let the writes in flight finish and end the threads (after `close`, or when the run failed)."""
+        for encoder in self.encoders.values():
+            encoder.shutdown(wait=True, cancel_futures=True)
 
-    def items(self, rows: pl.DataFrame) -> None:
-        table = canonical(rows, ITEMS, "items")
+    def items(self, rows: pl.DataFrame | pa.Table) -> None:
+        table = conform(rows, ITEMS, "items") if isinstance(rows, pa.Table) else canonical(rows, ITEMS, "items")
         self.ids.append(table.column("item_id").combine_chunks())
         self.write("items.parquet", table)
 

@@ -3,21 +3,21 @@
 Items first (the item rule needs their ids), then interactions, each in two passes:
 1. A process pool reads each split (pipelines/catalogs/splits.py) in chunks: typed, mapped, unreadable
    rows quarantined. Items get the title check; interactions the row rules (rating, tokens, item: a
-   binary search in the sorted kept item ids; then language, CLD2 on the rows every cheaper rule
-   kept). Each chunk is spilled to Parquet with its verdicts, and only key columns go on: (item_id,
+   binary search in the kept item ids' sorted hashes; then language, CLD2 on the rows every cheaper rule
+   kept). Each chunk is spilled (Arrow IPC) with its verdicts, and only key columns go on: (item_id,
    position) of titled items; (user, item, timestamp, position) of live interactions with a user,
    written to one of PARTITIONS files by a hash of the user.
 2. The rules over many rows run on key columns alone: unique items over all item keys; the
-   duplicate and user_positives rules one user partition at a time. The spilled chunks are then
-   written out in source order with those verdicts.
-Peak memory: a split's chunks per worker, one key partition, and the kept item ids (sorted, in each worker).
+   duplicate and user_positives rules one user partition at a time, in the pool. The spilled chunks
+   are then written out in source order with those verdicts.
+Peak memory: a split's chunks per worker, one key partition, and the kept item ids (in each worker).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, partial
@@ -25,8 +25,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipelines.catalogs import splits
@@ -44,12 +47,48 @@ PARTITIONS = 64  # user partitions of the key columns: 10M reviews make ~10 MB p
 SET_STEPS = ("duplicate", "user_positives")
 
 
-def row_rules(rows: pl.DataFrame, known_items: pl.Series, rules: Rules) -> pl.DataFrame:
+class KnownItems:
+    """Membership in the kept item ids, by binary search over their sorted 64-bit hashes.
+
+    Searching a chunk's hashes in ascending order keeps the walk in cache: 5x faster than searching
+    the sorted ids themselves (string compares at random places), and nothing like a hash set of
+    millions of Python strings is held per worker. A hit is confirmed on the id; if two kept ids
+    share a hash, the ids are searched instead. Built from `by_hash(ids)`, which the stage writes
+    once for all workers."""
+
+    def __init__(self, by_hash: pl.DataFrame) -> None:
+        self.hashes = by_hash["_hash"].to_numpy()
+        self.ids = by_hash["item_id"]
+        collide = bool((self.hashes[1:] == self.hashes[:-1]).any())
+        self.sorted_ids = self.ids.sort() if collide else None
+
+    @staticmethod
+    def by_hash(ids: pa.Array, slice_rows: int = 1 << 20) -> pa.Table:
+        """(item_id, _hash) in ascending hash order; hashed a slice at a time, so Polars' allocator,
+        which keeps what it frees, holds one slice's memory, not the whole column's."""
+        hashes = np.concatenate([np.zeros(0, np.uint64), *(
+            pl.Series(ids.slice(at, slice_rows)).hash(seed=0).to_numpy() for at in range(0, len(ids), slice_rows))])
+        order = np.argsort(hashes)
+        return pa.table({"item_id": ids.take(order), "_hash": hashes[order]})
+
+    def contains(self, ids: pl.Series) -> pl.Series:
+        if not len(self.ids):
+            return pl.repeat(False, len(ids), eager=True)
+        if self.sorted_ids is not None:
+            at = self.sorted_ids.search_sorted(ids).clip(0, len(self.sorted_ids) - 1)
+            return self.sorted_ids.gather(at) == ids
+        hashes = ids.hash(seed=0).to_numpy()
+        ascending = np.argsort(hashes)
+        at = np.empty_like(ascending)
+        at[ascending] = np.searchsorted(self.hashes, hashes[ascending])
+        return self.ids.gather(at.clip(0, len(self.ids) - 1)) == ids
+
+
+def row_rules(rows: pl.DataFrame, known_items: KnownItems, rules: Rules) -> pl.DataFrame:
     """The row rules in STEPS order over a chunk of INTERACTIONS rows (+ ORDER): `_step` and `_reason`
     name the first rule a row fails. Language runs last, on the rows every cheaper rule kept."""
     tokens = sum(pl.col(c).str.count_matches(TOKEN_PATTERN).fill_null(0) for c in ("summary", "text"))
-    at = known_items.search_sorted(rows["item_id"]).clip(0, max(len(known_items) - 1, 0))
-    known = known_items.gather(at) == rows["item_id"] if len(known_items) else pl.repeat(False, rows.height, eager=True)
+    known = known_items.contains(rows["item_id"])
     failed = [("rating", pl.col("rating") < rules.min_rating),
               ("tokens", (pl.col("_tokens") > 0) & (pl.col("_tokens") < rules.min_tokens)),
               ("item", ~pl.col("_known"))]
@@ -91,8 +130,8 @@ class Job:
 
 
 @cache
-def sorted_ids(path: Path) -> pl.Series:
-    return pl.read_parquet(path)["item_id"]
+def known_items(path: Path) -> KnownItems:
+    return KnownItems(pl.read_parquet(path))
 
 
 def user_partition(keys: pl.DataFrame) -> pl.Series:
@@ -111,7 +150,7 @@ def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
             spills.append(item_rows(good).to_arrow())
             keys.append(good.select("item_id", ORDER).to_arrow())
         else:
-            judged = row_rules(interaction_rows(chunk.rows), sorted_ids(job.known_items), job.rules)  # type: ignore[arg-type]
+            judged = row_rules(interaction_rows(chunk.rows), known_items(job.known_items), job.rules)  # type: ignore[arg-type]
             spills.append(judged.to_arrow())
             keys.append(judged.filter(ALIVE & pl.col("user_id").is_not_null()).select(
                 "user_id", "item_id", "timestamp", ORDER).to_arrow())
@@ -158,13 +197,23 @@ def read_spill(path: Path) -> pa.Table:
         return pa.ipc.open_file(source).read_all()
 
 
-def batches(paths: Iterable[Path]) -> Iterator[pl.DataFrame]:
-    """The spilled chunks in order, one at a time."""
+def batches(paths: Iterable[Path]) -> Iterator[pa.Table]:
+    """The spilled chunks in order, one at a time, each file deleted once read (the chunks still map it;
+    deleting a 10M-review spill in one go at the end cost ~0.5 s with nothing else to do). They stay
+    Arrow: the rows kept go to the writer as they are, and only verdict columns and rejected rows
+    become Polars frames (converting every column and back again cost more than the rules)."""
     for path in paths:
         with pa.memory_map(str(path)) as source:
             reader = pa.ipc.open_file(source)
             for batch in range(reader.num_record_batches):
-                yield pl.from_arrow(pa.Table.from_batches([reader.get_batch(batch)]))
+                yield pa.Table.from_batches([reader.get_batch(batch)])
+        path.unlink()
+
+
+def split_by(table: pa.Table, rejected: pl.Series) -> tuple[pa.Table, pl.DataFrame]:
+    """(the rows not `rejected`, as Arrow; the rejected ones, as a Polars frame)."""
+    mask = rejected.to_arrow()
+    return table.filter(pc.invert(mask)), pl.from_arrow(table.filter(mask))  # type: ignore[return-value]
 
 
 @contextmanager
@@ -173,9 +222,21 @@ def pool(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
     if workers <= 1:
         yield map
         return
-    executor: Executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-    with executor:
+    # Each worker computes on one thread: the pool keeps the cores busy, and the idle threads of Polars'
+    # pools spinning for work (sched_yield) against the other workers cost more than they add (10M
+    # ratings: 9 s of system time). Polars reads the variable once, at import: the children spawned
+    # inside this block inherit it, this process keeps its threads.
+    before = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = "1"
+    executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
         yield executor.map
+    finally:  # a failure here drops the splits not yet started
+        executor.shutdown(wait=True, cancel_futures=True)
+        if before is None:
+            del os.environ["POLARS_MAX_THREADS"]
+        else:
+            os.environ["POLARS_MAX_THREADS"] = before
 
 
 def stream_splits(stream: Stream, raw: str, split_bytes: int, run: Callable[..., Iterable[Any]]) -> list[splits.Split]:
@@ -189,6 +250,7 @@ def stream_splits(stream: Stream, raw: str, split_bytes: int, run: Callable[...,
 
 
 def run_stream(job: Job, raw: str, split_bytes: int, run: Callable[..., Iterable[Any]]) -> tuple[int, list[pa.Table]]:
+    """Pass 1 of a stream's splits in the pool; returns (rows read, the splits' item keys)."""
     planned = stream_splits(job.stream, raw, split_bytes, run)
     # One split needs no pool: the pool's workers start on its first task, so they never start.
     results = list(tqdm((run if len(planned) > 1 else map)(partial(run_split, job), planned), total=len(planned),
@@ -198,9 +260,11 @@ def run_stream(job: Job, raw: str, split_bytes: int, run: Callable[..., Iterable
     return count, [keys for _, keys in results if keys is not None]
 
 
-def stream_items(plan: Plan, raw: str, catalog: str, spill: Path, out: Output, split_bytes: int,
-                 run: Callable[..., Iterable[Any]]) -> tuple[int, pl.Series]:
-    """Items from a stream: pass 1 in the pool, then the unique rule on (item_id, position) keys."""
+def stream_items(plan: Plan, raw: str, catalog: str, spill: Path, split_bytes: int,
+                 run: Callable[..., Iterable[Any]]) -> tuple[int, pl.DataFrame]:
+    """Items from a stream: pass 1 in the pool, then the unique rule on (item_id, position) keys.
+    Returns (items read, the later rows of a repeated id: ORDER and `_first`, the row ref of its
+    first row) for `write_items`."""
     count, keys = run_stream(Job(plan.items, "items", spill, catalog), raw, split_bytes, run)  # type: ignore[arg-type]
     key_frame = pl.concat([pl.from_arrow(k) for k in keys]) if keys else pl.DataFrame(
         schema={"item_id": pl.String, ORDER: pl.Int64})
@@ -210,24 +274,27 @@ def stream_items(plan: Plan, raw: str, catalog: str, spill: Path, out: Output, s
     later = later.join(key_frame.filter(first & pl.col("item_id").is_in(later["item_id"].implode())),
                        on="item_id", suffix="_of_first").select(
         ORDER, _first=pl.format("{}:{}", pl.lit(plan.items.path), f"{ORDER}_of_first"))  # type: ignore[union-attr]
-    del key_frame
+    return count, later
+
+
+def write_items(spill: Path, later: pl.DataFrame, out: Output) -> None:
+    """The spilled items in source order, less the later rows of a repeated id (quarantined)."""
     for path in in_order(spill, "read"):
         out.quarantine_part("items_read", read_spill(path))
     for path in in_order(spill, "title"):
         out.quarantine_part("items_title", read_spill(path))
     for rows in batches(in_order(spill, "rows")):
-        marked = rows.join(later, on=ORDER, how="left", maintain_order="left")
-        out.items(marked.filter(pl.col("_first").is_null()))
-        out.quarantine_part("items_unique", duplicates(marked.filter(pl.col("_first").is_not_null())))
-    return count, pl.Series("item_id", out.item_ids()).sort()
+        first = pl.from_arrow(rows.select([ORDER])).join(later, on=ORDER, how="left", maintain_order="left")["_first"]
+        kept, repeated = split_by(rows, first.is_not_null())
+        out.items(kept)
+        out.quarantine_part("items_unique", duplicates(repeated.with_columns(first.filter(first.is_not_null()))))
 
 
-def whole_items(items: Items, catalog: str, out: Output) -> pl.Series:
+def whole_items(items: Items, catalog: str, out: Output) -> None:
     kept, parts = checked_whole_items(items, catalog)
     for phase, part in parts:
         out.quarantine_part(phase, part)
     out.items(kept)
-    return kept["item_id"].sort()
 
 
 def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: int,
@@ -238,51 +305,70 @@ def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: 
         for table in ("items", "interactions"):
             (spill / table).mkdir(parents=True)
         if isinstance(plan.items, Stream):
-            items_raw, known = stream_items(plan, raw, catalog, spill / "items", out, split_bytes, run_map)
+            items_raw, later = stream_items(plan, raw, catalog, spill / "items", split_bytes, run_map)
+            write_items(spill / "items", later, out)
             stats: dict[str, int] = {}
         else:
             whole = plan.items()
-            items_raw, known, stats = whole.raw, whole_items(whole, catalog, out), whole.stats
-        known.to_frame().write_parquet(spill / "known_items.parquet")
-        del known  # the workers read it from disk
-        # The item keys and ids (O(items)) are freed, but mimalloc keeps the pages, and this process only
-        # waits during the interactions pass: hand them back (10M reviews: 256 -> ~60 MB held here).
+            items_raw, stats = whole.raw, whole.stats
+            whole_items(whole, catalog, out)
+        pq.write_table(KnownItems.by_hash(out.item_ids()), spill / "known_items.parquet")
+        # The item keys and ids (O(items)) are freed, but mimalloc keeps the pages: hand them back
+        # (10M reviews: 256 -> ~60 MB held here).
         pa.default_memory_pool().release_unused()
         job = Job(plan.interactions, "interactions", spill / "interactions", catalog, rules,
                   spill / "known_items.parquet")
         interactions_raw, _ = run_stream(job, raw, split_bytes, run_map)
-    rejected = set_rejections(spill / "interactions", rules)
-    for path in in_order(spill / "interactions", "read"):
-        out.quarantine_part("interactions_read", read_spill(path))
-    rejected_at = rejected[ORDER]
-    for rows in batches(in_order(spill / "interactions", "rows")):
-        if rows.is_empty():
-            continue
-        # A chunk holds ascending positions: join only the verdicts in its range (at 10M reviews, joining
-        # all of them to every chunk cost ~15 ms a chunk, a tenth of that sliced).
-        start = rejected_at.search_sorted(rows[ORDER][0], "left")
-        end = rejected_at.search_sorted(rows[ORDER][-1], "right")
-        verdict = rows.join(rejected.slice(start, end - start), on=ORDER, how="left", maintain_order="left",
-                            suffix="_set").with_columns(_step=pl.coalesce("_step", "_step_set"))
-        verdict = verdict.with_columns(_reason=pl.coalesce("_reason", pl.col("_step").replace_strict(
-            REASONS, default=None)))
-        out.interactions(verdict.filter(ALIVE))
-        out.quarantine_part("interactions_filters", quarantine_frame(
-            verdict.filter(~ALIVE), "interactions", step=pl.col("_step"), reason=pl.col("_reason"),
-            field=pl.col("_step").replace_strict(STEPS)))
+        rejected = set_rejections(spill / "interactions", rules, run_map)
+    write_interactions(spill / "interactions", rejected, out)
     return {"raw": {"items": items_raw, "interactions": interactions_raw}, "stats": stats}
 
 
-def set_rejections(spill: Path, rules: Rules) -> pl.DataFrame:
-    """The duplicate and user_positives verdicts, one user partition at a time."""
+def write_interactions(spill: Path, rejected: pl.DataFrame, out: Output) -> None:
+    """The spilled interactions in source order: the rows no rule rejected, and the quarantine of the
+    others, with the set rules' verdicts (`rejected`: ORDER, _step, sorted by ORDER) joined in."""
+    for path in in_order(spill, "read"):
+        out.quarantine_part("interactions_read", read_spill(path))
+    rejected_at = rejected[ORDER]
+    for rows in batches(in_order(spill, "rows")):
+        if not rows.num_rows:
+            continue
+        # A chunk holds ascending positions: join only the verdicts in its range (at 10M reviews, joining
+        # all of them to every chunk cost ~15 ms a chunk, a tenth of that sliced).
+        order = rows.column(ORDER)
+        start = rejected_at.search_sorted(order[0].as_py(), "left")
+        end = rejected_at.search_sorted(order[-1].as_py(), "right")
+        verdict = pl.from_arrow(rows.select([ORDER, "_step", "_reason"])).join(
+            rejected.slice(start, end - start), on=ORDER, how="left", maintain_order="left", suffix="_set").select(
+            "_reason", _step=pl.coalesce("_step", "_step_set"))
+        verdict = verdict.with_columns(_reason=pl.coalesce("_reason", pl.col("_step").replace_strict(
+            REASONS, default=None)))
+        kept, dropped = split_by(rows, verdict["_step"].is_not_null())
+        out.interactions(kept)
+        dropped = dropped.with_columns(verdict.filter(pl.col("_step").is_not_null()))
+        out.quarantine_part("interactions_filters", quarantine_frame(
+            dropped, "interactions", step=pl.col("_step"), reason=pl.col("_reason"),
+            field=pl.col("_step").replace_strict(STEPS)))
+
+
+def set_rejections(spill: Path, rules: Rules, run: Callable[..., Iterable[Any]]) -> pl.DataFrame:
+    """The duplicate and user_positives verdicts (ORDER, _step) sorted by ORDER, the user partitions
+    shared out over the pool a few at a time."""
+    groups = [range(start, start + PARTITIONS // 8) for start in range(0, PARTITIONS, PARTITIONS // 8)]
+    verdicts = [pl.from_arrow(t) for t in run(partial(partition_rejections, spill=spill, rules=rules), groups)]
+    return pl.concat(verdicts).sort(ORDER)  # type: ignore[arg-type]
+
+
+def partition_rejections(parts: range, spill: Path, rules: Rules) -> pa.Table:
+    """The set-rule verdicts of user partitions `parts`, each read from every split's keys file."""
+    known_items.cache_clear()  # pass 1 is over: this worker's item lookup (O(items)) is not needed again
     verdicts = [pl.DataFrame(schema={ORDER: pl.Int64, "_step": pl.String})]
     sources = [pa.memory_map(str(path)) for path in in_order(spill, "keys")]
     readers = [pa.ipc.open_file(source) for source in sources]
-    for part in range(PARTITIONS):
-        batches = [reader.get_batch(part) for reader in readers]
-        if any(b.num_rows for b in batches):
-            verdicts.append(set_rules(pl.from_arrow(pa.Table.from_batches(batches)), rules))
+    for part in parts:
+        keys = [reader.get_batch(part) for reader in readers]
+        if any(b.num_rows for b in keys):
+            verdicts.append(set_rules(pl.from_arrow(pa.Table.from_batches(keys)), rules))  # type: ignore[arg-type]
     for source in sources:
         source.close()
-    return pl.concat(verdicts).sort(ORDER)
-
+    return pl.concat(verdicts).to_arrow()
