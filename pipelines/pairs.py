@@ -36,10 +36,10 @@ from __future__ import annotations
 import argparse
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -87,6 +87,14 @@ class PairsParams:
                      train_hard_queries=bool(own.get("train_hard_queries", False)))
         check_fractions("pairs", params.test_fraction, params.validation_fraction)
         return params
+
+
+class Rows(Protocol):
+    """Rows that can be counted and read more than once: a list, or `ParquetRows`."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -235,7 +243,7 @@ def pairs_table(pairs: list[Pair], hard: bool = False) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PAIRS)
 
 
-def build(items: list[dict[str, Any]], interactions: list[dict[str, Any]], params: PairsParams,
+def build(items: list[dict[str, Any]], interactions: Rows, params: PairsParams,
           extra_train: Sequence[Pair] = (), extra_validation: Sequence[Pair] = (),
           extra_test: Sequence[Pair] = ()) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     """All outputs (name -> table) and the metrics, from already-validated inputs.
@@ -296,6 +304,23 @@ def read(path: Path, schema: pa.Schema) -> list[dict[str, Any]]:
     return conform(pq.read_table(path), schema, str(path)).to_pylist()
 
 
+@dataclass(frozen=True)
+class ParquetRows:
+    """A Parquet file's rows as dicts, read a batch at a time on every pass over them: a large category's
+    interactions do not fit in memory as Python objects (2.5M reviews held whole: ~3 GB of dicts)."""
+
+    path: Path
+    schema: pa.Schema
+    batch_rows: int = 65_536
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in pq.ParquetFile(self.path).iter_batches(self.batch_rows):
+            yield from conform(pa.Table.from_batches([batch]), self.schema, str(self.path)).to_pylist()
+
+    def __len__(self) -> int:
+        return pq.ParquetFile(self.path).metadata.num_rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec pairs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -310,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     params = PairsParams.from_section(load_section("pairs", args.params), args.catalog)
 
     items = read(args.ingest / "items.parquet", ITEMS)
-    interactions = read(args.ingest / "interactions.parquet", INTERACTIONS)
+    interactions = ParquetRows(args.ingest / "interactions.parquet", INTERACTIONS)
     known = {item["item_id"] for item in items}
     check_items_known(((r["row_ref"], r["item_id"]) for r in interactions), known, "interactions.parquet")
     extra: dict[str, list[Pair]] = {"train": [], "validation": [], "test": []}
