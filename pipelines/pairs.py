@@ -312,10 +312,13 @@ class ParquetRows:
     path: Path
     schema: pa.Schema
     batch_rows: int = 65_536
+    columns: tuple[str, ...] | None = None  # only these of the schema's columns (None: all)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for batch in pq.ParquetFile(self.path).iter_batches(self.batch_rows):
-            yield from conform(pa.Table.from_batches([batch]), self.schema, str(self.path)).to_pylist()
+        columns = list(self.columns or self.schema.names)
+        schema = pa.schema([self.schema.field(name) for name in columns])
+        for batch in pq.ParquetFile(self.path).iter_batches(self.batch_rows, columns=columns):
+            yield from conform(pa.Table.from_batches([batch]), schema, str(self.path)).to_pylist()
 
     def __len__(self) -> int:
         return pq.ParquetFile(self.path).metadata.num_rows
@@ -337,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     items = read(args.ingest / "items.parquet", ITEMS)
     interactions = ParquetRows(args.ingest / "interactions.parquet", INTERACTIONS)
     known = {item["item_id"] for item in items}
-    check_items_known(((r["row_ref"], r["item_id"]) for r in interactions), known, "interactions.parquet")
+    check_items_known(((r["row_ref"], r["item_id"]) for r in replace(interactions, columns=("row_ref", "item_id"))),
+                      known, "interactions.parquet")
     extra: dict[str, list[Pair]] = {"train": [], "validation": [], "test": []}
     for name, paths in (("train", args.extra_train), ("validation", args.extra_validation), ("test", args.extra_test)):
         for path in paths:

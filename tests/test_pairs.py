@@ -135,6 +135,18 @@ def test_interactions_are_read_a_batch_at_a_time_on_every_pass(tmp_path):
     assert len(rows) == len(whole) > 6 and list(rows) == whole and list(rows) == whole  # twice: a pass re-reads
 
 
+def test_stage_refuses_an_interaction_whose_item_is_not_in_the_catalog(tmp_path):
+    items, interactions = movies_slice(users=3)
+    stray = interactions.slice(0, 1).set_column(interactions.schema.get_field_index("item_id"), "item_id",
+                                                pa.array(["no-such-item"])).cast(interactions.schema)
+    write_ingest(tmp_path / "ingest", items, pa.concat_tables([interactions, stray]))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pairs": PARAMS}))
+    ref = stray["row_ref"][0].as_py()
+    with pytest.raises(ValueError, match=f"interactions.parquet: row '{ref}' names item_id 'no-such-item'"):
+        pairs.main(["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
+                    "--params", str(tmp_path / "params.yaml")])
+
+
 def test_stage_keeps_the_split_of_extra_pairs_and_refuses_unknown_items(tmp_path):
     items, interactions = movies_slice(users=10)
     write_ingest(tmp_path / "ingest", items, interactions)
