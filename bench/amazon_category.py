@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-REAL_REVIEWS = Path(__file__).resolve().parents[1] / "data/raw/womens_clothing_reviews.parquet"
+REAL_REVIEWS = Path(__file__).resolve().parents[1] / "data/fetched/womens_clothing_reviews.parquet"
 CATEGORY = "Synthetic_Fashion"
 FOREIGN = [
     "Cette robe est magnifique et la taille est parfaite pour moi.",

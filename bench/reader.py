@@ -104,7 +104,7 @@ def ensure_encoder(path: Path | None) -> Path:
 
 def real_queries(n: int) -> list[str]:
     """`n` distinct review titles of the bundled fashion data (seeded sample): real query texts."""
-    titles = pq.read_table("data/raw/womens_clothing_reviews.parquet", columns=["Title"]).column("Title")
+    titles = pq.read_table("data/fetched/womens_clothing_reviews.parquet", columns=["Title"]).column("Title")
     distinct = sorted({t for t in titles.to_pylist() if t and t.strip()})
     return [distinct[i] for i in np.random.default_rng(0).choice(len(distinct), size=n, replace=False)]
 

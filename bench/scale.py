@@ -43,10 +43,10 @@ FUSION_QUERIES = "pairs/validation_1k.parquet"  # the fusion stage tunes on the 
 
 
 def params(work: Path, threads: int) -> Path:
-    """params.yaml with the scale catalog added to the sections the stages read."""
+    """params.yaml with the scale catalog's block added (its source: the generated files under `work`)."""
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    base["ingest"]["catalogs"][CATALOG] = {"plugin": "amazon2023", "category": CATEGORY}
-    base["pairs"]["catalogs"][CATALOG] = {"queries": "reviews"}
+    base["catalogs"][CATALOG] = {"source": str(work / "raw"), "pairs": {"queries": "reviews"},
+                                 "ingest": {"plugin": "amazon2023", "category": CATEGORY}}
     base["embed"]["threads"] = threads
     base["index"]["workers"] = 1
     base["publish"]["gate"]["metric"] = ["int8_hnsw", "recall@10"]  # gate_metric's key path in metrics.json
@@ -59,7 +59,7 @@ def docs_per_s_by_length(encoder: Path, threads: int, n: int = 128) -> list[dict
     """INT8 docs/s (wall, and per CPU second: the machine is shared) for documents cut to each of LENGTHS
     characters (real review text), batch 64."""
     from serving.encoder import Encoder
-    texts = pl.read_parquet(ROOT / "data/raw/womens_clothing_reviews.parquet")["Review Text"].drop_nulls().to_list()
+    texts = pl.read_parquet(ROOT / "data/fetched/womens_clothing_reviews.parquet")["Review Text"].drop_nulls().to_list()
     long = [" ".join(texts[i:i + 8]) for i in range(0, 8 * n, 8)]  # 8 reviews joined: longer than any length
     model = Encoder.load(encoder, "int8", threads)
     model.encode(long[:8])
@@ -92,8 +92,8 @@ def gate_metric(work: Path, encoder: Path, limit: int = 1000) -> dict[str, Any]:
 def stages(work: Path, encoder: Path, params_file: Path) -> dict[str, list[str]]:
     semrec, p = [sys.executable, "-m", "pipelines.cli"], ["--params", str(params_file)]
     return {
-        "ingest": [*semrec, "ingest", "--catalog", CATALOG, "--raw", str(work / "raw"), "--out", str(work / "ingest"),
-                   *p],
+        "ingest": [*semrec, "ingest", "--catalog", CATALOG, "--source", str(work / "raw"), "--out",
+                   str(work / "ingest"), *p],
         "pairs": [*semrec, "pairs", "--catalog", CATALOG, "--ingest", str(work / "ingest"), "--out",
                   str(work / "pairs"), *p],
         "embed": [*semrec, "embed", "--documents", str(work / "pairs/documents.parquet"), "--encoder", str(encoder),

@@ -4,7 +4,7 @@
     semrec evaluate --beir /tmp/wiki_ood --snapshot published --catalog movies --out bench/results/wiki_ood \
         --base-model models/base/all-MiniLM-L6-v2 --finetuned models/movies/finetuned --selected models/movies/selected
 
-The raw Wikipedia summaries (data/raw) cover more films than the movie catalog keeps. For every film NOT
+The fetched Wikipedia summaries (data/fetched) cover more films than the movie catalog keeps. For every film NOT
 in the catalog (its summary is no item's description, so no encoder trained here saw it), one seeded
 sentence of its summary that does not name the film becomes a query, and the corpus is every summary
 (titled), the query sentence cut out of its own. Real prose about unseen films: a stand-in, run here, for
@@ -45,7 +45,7 @@ def build(summaries: dict[str, str], catalog_descriptions: set[str], seed: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--summaries", type=Path, default=Path("data/raw/wikipedia_movie_summaries.json"))
+    parser.add_argument("--summaries", type=Path, default=Path("data/fetched/wikipedia_movie_summaries.json"))
     parser.add_argument("--items", type=Path, default=Path("data/movies/ingest/items.parquet"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=5)

@@ -21,8 +21,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("pipelines.fetch", "download the pinned real datasets and models, verify sha256"),
+    "catalog": ("pipelines.catalog_check", "`catalog check <key>`: try a catalog's mapping on the first rows of its files"),
     "ingest": ("pipelines.ingest.stage", "filter, dedup and join a catalog into typed Parquet (Polars or Beam)"),
     "pairs": ("pipelines.pairs", "build (query, item) pairs and the leakage-free train/test split"),
+    "guard-set": ("pipelines.guard_set", "copy a catalog's validation set beside another's pairs for select's guard"),
     "pseudo": ("pipelines.movies.pseudo", "text-grounded movie pseudo-queries (templates, LM, inverse cloze)"),
     "train": ("pipelines.train", "fine-tune the bi-encoder with MultipleNegativesRankingLoss, best checkpoint"),
     "select": ("pipelines.select", "choose the shipped encoder on validation: base, fine-tuned, WiSE-FT mixes"),

@@ -81,7 +81,10 @@ def markdown(metrics: dict[str, Any], sets: Sequence[str], systems: Sequence[str
     ]
     for name in sets:
         lines += ["", *set_section(name, metrics[name], systems, names)]
-    if "select" in metrics:
+    if metrics.get("select", {}).get("base_only"):
+        lines += ["", "## Encoder selection", "", "The base model, as it is: the catalog was not fine-tuned "
+                  "(train.enabled is false)."]
+    elif "select" in metrics:
         chosen = metrics["select"]
         lines += ["", f"## Encoder selection on {chosen['validation_queries']} validation queries "
                   f"(chose **{chosen['chosen']}** by {chosen['metric']})", "",

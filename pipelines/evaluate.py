@@ -6,7 +6,7 @@ Systems, all ranking the same documents for the same queries:
   bm25_prior     (with --popularity) BM25 blended with the popularity prior at its best weight on validation
                  (fusion.json `bm25_prior`): the lexical baseline given what the shipped system is given
   zero_shot      the untouched base model, FP32, exact search
-  finetuned      the train stage's best checkpoint, FP32, exact search
+  finetuned      the train stage's best checkpoint, FP32, exact search (absent when train.enabled is false)
   selected       the select stage's choice, FP32, exact search (the same rankings as zero_shot or finetuned
                  when it is one of them)
   shipped_dense  the selected encoder as shipped: INT8 ONNX + sharded HNSW at its tuned efSearch
@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from pipelines.beir import load_beir
 from pipelines.common.atomic import atomic_dir, write_json, write_parquet
 from pipelines.common.bootstrap import Interval, interval, paired_difference, resample_weights
+from pipelines.common.finetuned import is_trained
 from pipelines.common.metrics import parse_metric, per_query
 from pipelines.common.params import load_section
 from pipelines.common.queries import QuerySet, Rankings, query_set
@@ -263,10 +264,25 @@ def evaluate(corpus: Corpus, sets: Mapping[str, QuerySet], snapshot: Snapshot, f
     ks = [int(k) for k in params["curve_ks"]]
     plot_recall_curves(recall_curves(first_ranked, sets[first], ks), ks, out / "recall_curves.png", first)
     plot_latency(latency["total"], out / "latency.png")
+    warnings = wide_intervals(metrics, list(sets), float(params["warn_ci_half_width"]))
+    if warnings:
+        metrics["warnings"] = warnings
     write_json(metrics, out / "metrics.json")
-    write_text(markdown(metrics, list(sets), order, params["metrics"], float(params["bootstrap"]["confidence"])),
-               out / "report.md")
+    write_text(markdown(metrics, list(sets), order, params["metrics"], float(params["bootstrap"]["confidence"]))
+               + "".join(f"\n**Warning:** {warning}\n" for warning in warnings), out / "report.md")
     return metrics
+
+
+def wide_intervals(metrics: Mapping[str, Any], sets: Sequence[str], half_width: float) -> list[str]:
+    """A warning per set whose shipped Recall@10 CI is wider than +-`half_width`: too few queries to tell systems
+    apart (a small catalog: raise pairs.min_test_queries)."""
+    warnings = []
+    for name in sets:
+        low, high = metrics[name][REFERENCE]["recall@10_ci_low"], metrics[name][REFERENCE]["recall@10_ci_high"]
+        if (high - low) / 2 > half_width:
+            warnings.append(f"{name}: the shipped Recall@10 CI [{low:.3f}, {high:.3f}] is wider than +-{half_width:g} "
+                            f"({metrics[name]['queries']} queries): add queries (pairs.min_test_queries)")
+    return warnings
 
 
 def read_queries(path: Path, params: Mapping[str, Any], corpus: Corpus) -> QuerySet:
@@ -281,7 +297,7 @@ def model_folders(args: argparse.Namespace, chosen: str | None) -> tuple[dict[st
     """The model systems asked for, and the aliases that spare encoding the selected model twice."""
     folders = {system: getattr(args, option) for system, option in
                (("zero_shot", "base_model"), ("finetuned", "finetuned"), ("selected", "selected"))
-               if getattr(args, option) is not None}
+               if getattr(args, option) is not None and is_trained(getattr(args, option))}
     alias = {"base": "zero_shot", "finetuned": "finetuned"}.get(chosen or "")
     if "selected" in folders and alias in folders:
         del folders["selected"]
@@ -317,8 +333,8 @@ def evaluate_catalog(args: argparse.Namespace, params: dict[str, Any]) -> dict[s
     if same:
         context["same_queries_as"] = same
     if select_report:
-        context["select"] = {k: select_report[k] for k in ("chosen", "metric", "validation_queries", "candidates",
-                                                            "guard") if k in select_report}
+        context["select"] = {k: select_report[k] for k in ("chosen", "base_only", "metric", "validation_queries",
+                                                            "candidates", "guard") if k in select_report}
     bm25_prior = fusion_report["bm25_prior"]["prior_weight"] if args.popularity else None
     return evaluate(corpus, sets, snapshot, folders, aliases, params, args.out, context, bm25_prior)
 

@@ -1,9 +1,9 @@
 """pairs stage: (query, positive item) pairs, a leakage-free train/validation/test split, and the documents.
 
-    semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs \
-                 [--extra-train F --extra-validation F --extra-test F]
+    semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs
 
-Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queries`):
+Settings: params `pairs`, with the catalog's overrides (`catalogs.<catalog>.pairs`) laid over it.
+Queries come from one source per catalog (`queries`):
 - `reviews`: query = review summary + body of a positive review (rating >= min_rating, body of at least
   `review_min_words` words); its hard form is the summary alone, or the body's first
   `hard_query_tokens` words when there is no summary.
@@ -12,9 +12,9 @@ Queries come from one source per catalog (params `pairs.catalogs.<catalog>.queri
   Its hard form is the liked item's bare title.
 - `none`: only the extra pairs below (movies: text-grounded pseudo-queries and synthetic requests; co-liked
   pairs taught co-occurrence, not content, and lost on validation).
-`--extra-train` / `--extra-validation` / `--extra-test` add pairs made and split elsewhere (pseudo-queries
-split by movie, synthetic conversational queries split by entity filling) in the PAIRS schema; they are
-their own hard form. An inverse-cloze pair (kind `ict`: a sentence of the item's own summary) is cut out
+Extra pairs made and split elsewhere (movies: pseudo-queries split by movie, synthetic conversational
+queries split by entity filling), in the PAIRS schema, are read from `<ingest>/extra_pairs/<stage>/<side>_pairs.parquet`
+(side: train, validation, test; stages in name order); they keep their side and are their own hard form. An inverse-cloze pair (kind `ict`: a sentence of the item's own summary) is cut out
 of its item's document, so no query is a substring of the document it must find.
 `test.parquet` = the test rows as queried (the primary protocol: a whole review, a pseudo-query);
 `test_hard.parquet` = the same rows, each with its query's hard form (a review's title alone);
@@ -23,7 +23,9 @@ efSearch) are tuned on.
 
 Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.common.split): the
 review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
-two sides. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
+two sides. A side that would hold fewer than `min_test_queries` / `min_validation_queries` groups gets
+a larger fraction, up to half the groups for the two (`sized_fractions`); pairs.json then records the
+fractions used, and warns where a side is still short. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
 (catalogs whose items have no text of their own) it adds snippets of that item's TRAINING reviews only;
 the reviews so quoted are then dropped from the training queries. `train_hard_queries: true` also trains
 on each training query's hard form, the shape the test queries have. `popularity.parquet` counts each item's
@@ -34,6 +36,7 @@ popularity prior's input (serving.prior): a held-out review never counts toward 
 from __future__ import annotations
 
 import argparse
+import bisect
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,11 +48,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.common.atomic import write_json, write_parquet
-from pipelines.common.params import load_section
+from pipelines.common.params import ParamsError, catalog_block, load_section, with_overrides
 from pipelines.common.schemas import DOCUMENTS, INTERACTIONS, ITEMS, PAIRS, POPULARITY, conform
-from pipelines.common.split import CLOZE_KINDS, Side, check_fractions, normalise, side, unquoted
+from pipelines.common.split import CLOZE_KINDS, Side, check_fractions, normalise, side, unit_hash, unquoted
 
 QuerySource = Literal["reviews", "co_liked", "none"]
+EXTRA_PAIRS = "extra_pairs"  # under the ingest folder: <stage>/<side>_pairs.parquet that other stages made
 
 
 @dataclass(frozen=True)
@@ -65,27 +69,33 @@ class PairsParams:
     co_liked_max_pairs: int
     document_review_chars: int
     train_hard_queries: bool
+    min_test_queries: int
+    min_validation_queries: int
 
     @classmethod
-    def from_section(cls, section: dict[str, Any], catalog: str) -> PairsParams:
-        """Read `params.yaml` `pairs` for `catalog`, failing early on unknown catalogs and bad values."""
-        catalogs = section["catalogs"]
-        if catalog not in catalogs:
-            raise ValueError(f"params pairs.catalogs has no {catalog!r} (have: {', '.join(catalogs)})")
-        own = catalogs[catalog]
-        if own["queries"] not in get_args(QuerySource):
-            raise ValueError(f"pairs.catalogs.{catalog}.queries must be one of {get_args(QuerySource)}, "
-                             f"not {own['queries']!r}")
-        params = cls(seed=int(section["seed"]), test_fraction=float(section["test_fraction"]),
-                     validation_fraction=float(section["validation_fraction"]),
-                     min_rating=float(section["min_rating"]), queries=own["queries"],
-                     review_min_words=int(section["review_min_words"]),
-                     hard_query_tokens=int(section["hard_query_tokens"]),
-                     co_liked_per_user=int(section["co_liked_per_user"]),
-                     co_liked_max_pairs=int(section["co_liked_max_pairs"]),
-                     document_review_chars=int(own.get("document_review_chars", 0)),
-                     train_hard_queries=bool(own.get("train_hard_queries", False)))
-        check_fractions("pairs", params.test_fraction, params.validation_fraction)
+    def from_params(cls, section: dict[str, Any], block: dict[str, Any], catalog: str) -> PairsParams:
+        """`params.yaml` `pairs` with `catalogs.<catalog>.pairs` laid over it, failing early on bad values."""
+        merged = with_overrides(section, block, "pairs", catalog)
+        if missing := sorted(set(cls.__dataclass_fields__) - set(merged)):
+            raise ParamsError(f"pairs: missing key(s) {missing}")
+        if merged["queries"] not in get_args(QuerySource):
+            raise ParamsError(f"catalogs.{catalog}.pairs.queries must be one of {get_args(QuerySource)}, "
+                              f"not {merged['queries']!r}")
+        params = cls(seed=int(merged["seed"]), test_fraction=float(merged["test_fraction"]),
+                     validation_fraction=float(merged["validation_fraction"]),
+                     min_rating=float(merged["min_rating"]), queries=merged["queries"],
+                     review_min_words=int(merged["review_min_words"]),
+                     hard_query_tokens=int(merged["hard_query_tokens"]),
+                     co_liked_per_user=int(merged["co_liked_per_user"]),
+                     co_liked_max_pairs=int(merged["co_liked_max_pairs"]),
+                     document_review_chars=int(merged["document_review_chars"]),
+                     train_hard_queries=bool(merged["train_hard_queries"]),
+                     min_test_queries=int(merged["min_test_queries"]),
+                     min_validation_queries=int(merged["min_validation_queries"]))
+        try:
+            check_fractions("pairs", params.test_fraction, params.validation_fraction)
+        except ValueError as err:
+            raise ParamsError(str(err)) from None
         return params
 
 
@@ -178,6 +188,30 @@ def split(pairs: list[Pair], params: PairsParams) -> tuple[list[Pair], list[Pair
     return sides["train"], sides["validation"], sides["test"]
 
 
+def sized_fractions(groups: Iterable[str], params: PairsParams) -> PairsParams:
+    """`params` with the test and validation fractions raised, where a side would hold fewer groups than its
+    minimum, just enough that it holds the minimum (the two together at most half the groups, test first).
+    Raising a fraction moves groups from train only: `side` keeps every earlier assignment."""
+    hashes = sorted(unit_hash(group, params.seed) for group in set(groups))
+    if not hashes:
+        return params
+
+    def threshold(count: int) -> float:  # the smallest fraction below which `count` groups fall
+        return 0.0 if count == 0 else 1.0 if count >= len(hashes) else (hashes[count - 1] + hashes[count]) / 2
+
+    room = len(hashes) // 2
+    test_count = bisect.bisect_left(hashes, params.test_fraction)
+    test = params.test_fraction
+    if test_count < params.min_test_queries and test_count < room:
+        test_count = min(params.min_test_queries, room)
+        test = threshold(test_count)
+    validation_count = bisect.bisect_left(hashes, test + params.validation_fraction) - test_count
+    validation = params.validation_fraction
+    if validation_count < params.min_validation_queries and test_count + validation_count < room:
+        validation = threshold(test_count + min(params.min_validation_queries, room - test_count)) - test
+    return replace(params, test_fraction=test, validation_fraction=validation)
+
+
 def clip(text: str, max_chars: int) -> str:
     """`text` cut to at most `max_chars` characters, at a word boundary where there is one."""
     if len(text) <= max_chars:
@@ -258,7 +292,8 @@ def build(items: list[dict[str, Any]], interactions: Rows, params: PairsParams,
     else:
         made = []
     pairs = drop_duplicates(sorted(made, key=lambda p: p.query_id))  # row order must not matter
-    train, validation, test = split(pairs, params)
+    sized = sized_fractions((p.group for p in pairs), params)
+    train, validation, test = split(pairs, sized)
     validation = drop_duplicates(validation + list(extra_validation))
     test = drop_duplicates(test + list(extra_test))
     merged = drop_duplicates(train + list(extra_train))
@@ -297,6 +332,15 @@ def build(items: list[dict[str, Any]], interactions: Rows, params: PairsParams,
         "documents_with_cloze_cut": sum(a != b for a, b in zip(item_docs, cut_docs)),
         "popularity_positives": sum(tables["popularity"]["positives"].to_pylist()),
     }
+    if sized != params:
+        metrics["fractions_raised"] = {"test": round(sized.test_fraction, 4),
+                                       "validation": round(sized.validation_fraction, 4)}
+    warnings = [f"{name}: {len(rows)} queries, fewer than pairs.min_{name}_queries {minimum}: its CIs will be wide"
+                for name, rows, minimum in (("test", test, params.min_test_queries),
+                                            ("validation", validation, params.min_validation_queries))
+                if len(rows) < minimum]
+    if warnings:
+        metrics["warnings"] = warnings
     return tables, metrics
 
 
@@ -324,18 +368,25 @@ class ParquetRows:
         return pq.ParquetFile(self.path).metadata.num_rows
 
 
+def extra_pair_files(ingest: Path) -> dict[str, list[Path]]:
+    """Per side, the extra pairs other stages made for this catalog: `<ingest>/extra_pairs/<stage>/<side>_pairs.parquet`,
+    in stage-name order."""
+    folders = sorted(path for path in (ingest / EXTRA_PAIRS).glob("*") if path.is_dir())
+    return {name: [f / f"{name}_pairs.parquet" for f in folders if (f / f"{name}_pairs.parquet").is_file()]
+            for name in ("train", "validation", "test")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec pairs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", required=True)
-    parser.add_argument("--ingest", required=True, type=Path, help="folder with items/interactions.parquet")
+    parser.add_argument("--ingest", required=True, type=Path,
+                        help=f"folder with items/interactions.parquet (and any {EXTRA_PAIRS}/<stage>/)")
     parser.add_argument("--out", required=True, type=Path)
-    for name in ("train", "validation", "test"):
-        parser.add_argument(f"--extra-{name}", type=Path, action="append", default=[],
-                            help=f"Parquet of more {name} pairs (PAIRS schema); repeatable")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    params = PairsParams.from_section(load_section("pairs", args.params), args.catalog)
+    params = PairsParams.from_params(load_section("pairs", args.params), catalog_block(args.catalog, args.params),
+                                     args.catalog)
 
     items = read(args.ingest / "items.parquet", ITEMS)
     interactions = ParquetRows(args.ingest / "interactions.parquet", INTERACTIONS)
@@ -343,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     check_items_known(((r["row_ref"], r["item_id"]) for r in replace(interactions, columns=("row_ref", "item_id"))),
                       known, "interactions.parquet")
     extra: dict[str, list[Pair]] = {"train": [], "validation": [], "test": []}
-    for name, paths in (("train", args.extra_train), ("validation", args.extra_validation), ("test", args.extra_test)):
+    for name, paths in extra_pair_files(args.ingest).items():
         for path in paths:
             made = extra_pairs(conform(pq.read_table(path), PAIRS, str(path)))
             check_items_known(((p.query_id, p.item_id) for p in made), known, str(path))
@@ -353,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, table in tables.items():
         write_parquet(table, args.out / f"{name}.parquet")
     write_json(metrics, args.out / "pairs.json")
-    print(f"pairs {args.catalog}: {metrics['train']} train, {metrics['test']} test, "
+    print(f"pairs {args.catalog}: {metrics['train']} train, {metrics['validation']} validation, {metrics['test']} test, "
           f"{metrics['duplicates_dropped']} duplicates dropped")
+    for warning in metrics.get("warnings", []):
+        print(f"pairs {args.catalog}: warning: {warning}")
     return 0

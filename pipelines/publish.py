@@ -261,8 +261,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                             "publish.gc_grace_hours)")
     else:
         parser.add_argument("--index", type=Path, required=True, help="the index stage's folder")
-        parser.add_argument("--encoder", type=Path, required=True,
-                            help="folder with model_int8.onnx, tokenizer.json")
+        parser.add_argument("--models", type=Path,
+                            help="the catalog's models folder: its onnx/ is --encoder, and its intent/, where a stage "
+                                 "made one (movies), is --intent")
+        parser.add_argument("--encoder", type=Path, help="folder with model_int8.onnx, tokenizer.json")
         parser.add_argument("--documents", type=Path, required=True, help="documents.parquet (item_id, document)")
         parser.add_argument("--fusion", type=Path, required=True,
                             help="the fusion stage's fusion.json: the default search method and weight")
@@ -275,6 +277,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.add_argument("--force", action="store_true", help="publish even if the quality gate refuses")
     args = parser.parse_args(argv if command == "publish" else argv[1:])
     args.command = command
+    if command == "publish" and args.models:
+        args.encoder = args.encoder or args.models / "onnx"
+        if args.intent is None and (args.models / INTENT_DIR).is_dir():
+            args.intent = args.models / INTENT_DIR
+    if command == "publish" and args.encoder is None:
+        parser.error("give --encoder or --models")
     return args
 
 

@@ -8,18 +8,19 @@ Candidates, in this order (a tie keeps the earlier one, so fine-tuning has to ea
   domain at almost no cost).
 Each candidate is scored like train's checkpoints (pipelines.common.validation: dense, and RRF-fused with
 BM25 as the shipped system will be) on the validation pairs. The chosen one is the best by `select.metric`
-that passes the out-of-domain guard: on every `--guard` catalog's validation pairs (other catalogs: real
-text this encoder never trained on) it must not be worse than the base model, i.e. for each of
+that passes the out-of-domain guard: on every guard set's validation pairs (the other catalogs listed in
+params `select.guard`, copied to `<pairs>/guard/<catalog>/` by the guard-set stage: real text this encoder
+never trained on) it must not be worse than the base model, i.e. for each of
 `select.guard_metrics` the paired bootstrap CI of (candidate - base) must not lie below 0 (the rule the
 cross_catalog stage checks on the test sets). Candidates are guard-checked best first, until one passes
 (the base model always does). It is saved as a plain sentence-transformers folder that quantize / embed /
 index / publish use. Every score, every guard check and the choice go to the report.
 
-    semrec select --pairs data/fashion/pairs --base models/base/all-MiniLM-L6-v2 \
-        --finetuned models/fashion/finetuned --out models/fashion/selected --report reports/fashion/select.json \
-        --guard movies=data/movies/pairs --guard fashion=data/fashion/pairs
+    semrec select --catalog fashion --pairs data/fashion/pairs --base models/base/all-MiniLM-L6-v2 \
+        --finetuned models/fashion/finetuned --out models/fashion/selected --report reports/fashion/select.json
 
-A guard naming the `--pairs` folder itself is skipped, so one command line serves every catalog.
+A catalog trained with `train.enabled: false` has no fine-tuned model: select then ships the base model
+unscored and records "base only".
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from sentence_transformers import SentenceTransformer
 
 from pipelines.common.atomic import atomic_dir, write_json
 from pipelines.common.bootstrap import paired_difference, resample_weights
+from pipelines.common.finetuned import is_trained
 from pipelines.common.params import load_section
 from pipelines.common.validation import Validation, check_metric
+from pipelines.guard_set import guard_sets
 
 
 @dataclass(frozen=True)
@@ -135,31 +138,33 @@ def select(pairs_dir: Path, base_dir: Path, finetuned_dir: Path, params: SelectP
                       "metrics": list(params.guard_metrics), "checked": checks}}
 
 
-def guard_arg(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PAIRS_FOLDER, not {text!r}")
-    return name, Path(path)
+def base_only(base_dir: Path, out: Path) -> dict[str, Any]:
+    """Ship the base model as it is: the catalog was not fine-tuned (train.enabled false)."""
+    with atomic_dir(out) as tmp:
+        SentenceTransformer(str(base_dir), device="cpu").save(str(tmp))
+    return {"chosen": "base", "base_only": True, "reason": "not fine-tuned (train.enabled is false)"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec select", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", required=True, help="a key of params.yaml catalogs")
     parser.add_argument("--pairs", required=True, type=Path,
-                        help="pairs folder (validation.parquet, documents.parquet)")
+                        help="pairs folder (validation.parquet, documents.parquet, guard/<catalog>/)")
     parser.add_argument("--base", required=True, type=Path, help="the base sentence-transformers folder")
     parser.add_argument("--finetuned", required=True, type=Path, help="the train stage's output folder")
     parser.add_argument("--out", required=True, type=Path, help="the chosen encoder (sentence-transformers folder)")
     parser.add_argument("--report", required=True, type=Path, help="select.json: every candidate's scores, the choice")
-    parser.add_argument("--guard", action="append", default=[], type=guard_arg, metavar="NAME=PAIRS",
-                        help="another catalog's pairs folder: the chosen encoder must not be worse than the base "
-                             "model on its validation pairs (repeatable; the --pairs folder itself is skipped)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     section = load_section("select", args.params)
     params = SelectParams(section["metric"], tuple(float(a) for a in section["wise_alphas"]),
                           int(section["batch_size"]), tuple(section["guard_metrics"]), section["bootstrap"])
-    report = select(args.pairs, args.base, args.finetuned, params, args.out, dict(args.guard))
+    if not is_trained(args.finetuned):
+        report = base_only(args.base, args.out)
+    else:
+        report = select(args.pairs, args.base, args.finetuned, params, args.out, guard_sets(args.pairs, args.catalog))
     write_json(report, args.report)
-    print(f"select: chose {report['chosen']} ({params.metric} {report['candidates'][report['chosen']][params.metric]})")
+    print(f"select: chose {report['chosen']}" + (" (base only: not fine-tuned)" if report.get("base_only") else
+                                                  f" ({params.metric} {report['candidates'][report['chosen']][params.metric]})"))
     return 0

@@ -1,6 +1,6 @@
 """train stage: fine-tune the bi-encoder on (query, item document) pairs, keeping the best checkpoint.
 
-    semrec train --pairs data/fashion/pairs --out models/fashion/finetuned \
+    semrec train --catalog fashion --pairs data/fashion/pairs --out models/fashion/finetuned \
                  --loss-csv reports/fashion/train_loss.csv --validation-csv reports/fashion/train_validation.csv
 
 MultipleNegativesRankingLoss (in-batch negatives, scale 1/temperature), AdamW with a linear schedule and
@@ -38,13 +38,15 @@ from sentence_transformers.sentence_transformer.training_args import BatchSample
 from transformers import EarlyStoppingCallback, TrainerCallback
 
 from pipelines.common.atomic import atomic_dir, write_csv
-from pipelines.common.params import load_section
+from pipelines.common.finetuned import write_not_trained
+from pipelines.common.params import ParamsError, catalog_block, load_section, with_overrides
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 from pipelines.common.validation import Validation, ValidationEvaluator, check_metric
 
 
 @dataclass(frozen=True)
 class TrainParams:
+    enabled: bool  # false: no fine-tune, the output is only a note (pipelines.common.finetuned)
     base_model: Path
     seed: int
     max_steps: int
@@ -71,13 +73,18 @@ class TrainParams:
         unknown = sorted(set(section) - set(fields))
         missing = sorted(set(fields) - set(section))
         if unknown or missing:
-            raise ValueError(f"params train: unknown keys {unknown}, missing keys {missing}")
+            raise ParamsError(f"train: unknown keys {unknown}, missing keys {missing}")
+        if not isinstance(section["enabled"], bool):
+            raise ParamsError(f"train.enabled: expected true or false, not {section['enabled']!r}")
         params = cls(**{**section, "base_model": Path(section["base_model"])})
         if (params.temperature <= 0 or params.max_steps < 1 or params.batch_size < 2 or params.eval_steps < 1
                 or params.early_stopping_patience < 0):
-            raise ValueError("params train: need temperature > 0, max_steps >= 1, batch_size >= 2, eval_steps >= 1, "
-                             "early_stopping_patience >= 0")
-        check_metric(params.checkpoint_metric, "params train.checkpoint_metric")
+            raise ParamsError("train: need temperature > 0, max_steps >= 1, batch_size >= 2, eval_steps >= 1, "
+                              "early_stopping_patience >= 0")
+        try:
+            check_metric(params.checkpoint_metric, "train.checkpoint_metric")
+        except ValueError as err:
+            raise ParamsError(str(err)) from None
         return params
 
 
@@ -188,6 +195,7 @@ def train(pairs_dir: Path, params: TrainParams, out: Path) -> LossLog:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalog", required=True, help="a key of params.yaml catalogs (its train overrides apply)")
     parser.add_argument("--pairs", required=True, type=Path, help="pairs folder (train.parquet, documents.parquet)")
     parser.add_argument("--out", required=True, type=Path, help="output sentence-transformers folder")
     parser.add_argument("--loss-csv", required=True, type=Path, help="training loss curve (step, loss)")
@@ -195,7 +203,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="validation metrics of every scored checkpoint (step, recall@10, mrr@10, ndcg@10, ...)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    params = TrainParams.from_section(load_section("train", args.params))
+    section = with_overrides(load_section("train", args.params), catalog_block(args.catalog, args.params), "train",
+                             args.catalog)
+    params = TrainParams.from_section(section)
+    if not params.enabled:
+        write_not_trained(args.out, f"catalogs.{args.catalog}.train.enabled (or train.enabled) is false")
+        write_csv([], args.loss_csv, ["step", "loss"])
+        write_csv([], args.validation_csv, ["step", params.checkpoint_metric])
+        print(f"train {args.catalog}: train.enabled is false, no fine-tune (select ships the base model)")
+        return 0
     log = train(args.pairs, params, args.out)
     write_csv([{"step": step, "loss": loss} for step, loss in log.rows], args.loss_csv)
     write_csv(log.validation, args.validation_csv)

@@ -1,6 +1,7 @@
 """Expected failures and the `semrec` exit code of each: the CLI prints one line saying what to do.
 
-    2 usage                bad option or filter (argparse, FilterError)
+    1 refused              a check refused the result (Refused); nothing already written changed
+    2 usage                bad option, filter or params.yaml value (argparse, FilterError, UsageError)
     3 not found            nothing published, no such snapshot, no such item or file
     4 verification failed  a manifest or a file does not match its checksum, or is unsafe
     5 storage              the store cannot be reached, or refuses our credentials
@@ -15,16 +16,26 @@ import argparse
 from serving.filters import FilterError
 from serving.manifest import ManifestError, check_name
 
-USAGE, NOT_FOUND, VERIFICATION_FAILED, STORAGE = 2, 3, 4, 5
+REFUSED, USAGE, NOT_FOUND, VERIFICATION_FAILED, STORAGE = 1, 2, 3, 4, 5
+REFUSED_HINT = "nothing already written was changed"
 
 _HINTS = {
-    USAGE: "see `semrec <command> --help`",
+    REFUSED: REFUSED_HINT,
+    USAGE: "fix the option or params.yaml key named (`semrec <command> --help` lists the options)",
     NOT_FOUND: "check --root, --catalog and the id, or publish first (`semrec publish`)",
     VERIFICATION_FAILED: "the published files do not match their manifest: republish, or roll back "
                          "(`semrec publish rollback --to <snapshot_id>`)",
     STORAGE: "check --root, AWS_ENDPOINT_URL and the AWS credentials (AWS_ACCESS_KEY_ID and "
              "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)",
 }
+
+
+class UsageError(ValueError):
+    """A bad option or params.yaml value; the message names it (e.g. the params key)."""
+
+
+class Refused(RuntimeError):
+    """A check refused the result before anything was written (e.g. ingest keeping almost no rows)."""
 
 
 class NotFound(LookupError):
@@ -36,8 +47,10 @@ class NotFound(LookupError):
 
 def exit_code(err: BaseException) -> int | None:
     """The exit code of an expected failure; None for anything else (a bug)."""
-    if isinstance(err, FilterError):
+    if isinstance(err, (FilterError, UsageError)):
         return USAGE
+    if isinstance(err, Refused):
+        return REFUSED
     if isinstance(err, (NotFound, FileNotFoundError)):
         return NOT_FOUND
     if isinstance(err, ManifestError):

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from pipelines.ingest import stage
 
 ROOT = Path(__file__).resolve().parents[1]
-RAW = ROOT / "data" / "raw"
+RAW = ROOT / "data" / "fetched"
 FIXTURES = ROOT / "tests" / "fixtures"
 FILTERS = {"min_rating": 4, "min_tokens": 5, "language": "en", "min_user_positives": 3}
 
@@ -52,6 +52,7 @@ def ingest(catalog: str, raw: Path, params: dict[str, Any], engine: str | None =
            beam_args: list[str] | None = None) -> Ingested:
     """`semrec ingest` into a temporary folder, its three tables read back."""
     with tempfile.TemporaryDirectory(prefix="ingest-test-") as out:
-        counts = stage.ingest(catalog, raw, params, Path(out), engine, beam_args)  # type: ignore[arg-type]
+        counts = stage.ingest(catalog, str(raw), params["catalogs"][catalog], params, Path(out), engine,  # type: ignore[arg-type]
+                              beam_args)
         return Ingested(*(pq.read_table(Path(out) / f"{name}.parquet")
                           for name in ("items", "interactions", "quarantine")), counts)

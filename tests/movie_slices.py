@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import catalogs
-from pipelines.common.params import load_section
+from pipelines.common.params import catalog_block, load_section
 
 ROOT = Path(__file__).resolve().parents[1]
-RAW = ROOT / "data" / "raw"
+RAW = ROOT / "data" / "fetched"
 LLM = ROOT / "models" / "llm" / "smollm2"
 LLM_CACHE = ROOT / ".pytest_cache" / "semrec-smollm2"
 
@@ -26,7 +26,7 @@ LLM_CACHE = ROOT / ".pytest_cache" / "semrec-smollm2"
 @functools.cache
 def real_items() -> pa.Table:
     """The bundled movie catalog (ITEMS), as the ingest stage maps it."""
-    options = load_section("ingest", ROOT / "params.yaml")["catalogs"]["movies"]
+    options = catalog_block("movies", ROOT / "params.yaml")["ingest"]
     return catalogs.load("movies", RAW, options).items
 
 

@@ -22,7 +22,7 @@ BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-
 PARAMS = {"evaluate": {
     "metrics": ["recall@1", "recall@10", "mrr@10", "ndcg@10"], "curve_ks": [1, 2, 5], "max_queries": 100,
     "seed": 1, "bootstrap": {"resamples": 200, "confidence": 0.95, "seed": 1},
-    "batch_size": 4, "latency_queries": 3,
+    "batch_size": 4, "latency_queries": 3, "warn_ci_half_width": 0.1,
     "beir": {"shards": 2, "workers": 1, "m": 8, "ef_construction": 40, "recall_target": 0.98,
              "ef_search_grid": [4, 16], "tune_k": 2}}}
 

@@ -77,7 +77,7 @@ def test_every_malformed_line_and_filtered_review_is_accounted_for():
 
 
 def test_missing_category_and_missing_files_are_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"ingest.catalogs.beauty: missing option\(s\) \['category'\]"):
+    with pytest.raises(ValueError, match=r"catalogs.beauty.ingest: missing option\(s\) \['category'\]"):
         catalogs.load("beauty", RAW, {"plugin": "amazon2023"})
     with pytest.raises(FileNotFoundError, match="reviews/Toys.jsonl"):
         catalogs.load("toys", RAW, {**OPTIONS, "category": "Toys"})

@@ -10,9 +10,9 @@ from ingest_slices import RAW, ROOT
 
 from pipelines import catalogs
 from pipelines.catalogs.movielens_wikidata import read_summaries, title_key
-from pipelines.common.params import load_section
+from pipelines.common.params import catalog_block
 
-OPTIONS = load_section("ingest", ROOT / "params.yaml")["catalogs"]["movies"]
+OPTIONS = catalog_block("movies", ROOT / "params.yaml")["ingest"]
 
 
 def test_title_key_matches_movielens_and_omdb_spellings():

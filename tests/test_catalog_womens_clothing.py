@@ -6,9 +6,9 @@ import polars as pl
 from ingest_slices import RAW, ROOT
 
 from pipelines import catalogs
-from pipelines.common.params import load_section
+from pipelines.common.params import catalog_block
 
-OPTIONS = load_section("ingest", ROOT / "params.yaml")["catalogs"]["fashion"]
+OPTIONS = catalog_block("fashion", ROOT / "params.yaml")["ingest"]
 
 
 def test_reviews_become_interactions_and_clothing_ids_items(tmp_path):

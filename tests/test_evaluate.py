@@ -24,7 +24,7 @@ NAMES = ["recall@1", "recall@10", "mrr@10", "ndcg@10"]
 SYSTEMS = {"bm25", "zero_shot", "finetuned", "selected", "shipped_dense", "shipped"}
 PARAMS = {"evaluate": {"metrics": NAMES, "curve_ks": [1, 5, 10], "max_queries": 100, "seed": 1,
                        "bootstrap": {"resamples": 300, "confidence": 0.95, "seed": 1},
-                       "batch_size": 8, "latency_queries": 3,
+                       "batch_size": 8, "latency_queries": 3, "warn_ci_half_width": 0.1,
                        "beir": {"shards": 1, "workers": 1, "m": 8, "ef_construction": 40, "recall_target": 0.98,
                                 "ef_search_grid": [16], "tune_k": 2}}}
 

@@ -12,7 +12,7 @@ from ingest_slices import FIXTURES, ROOT, ingest, ingest_params, real_raw_slice
 from pipelines.common.params import load_section
 from pipelines.ingest import stage
 
-BUNDLED = load_section("ingest", ROOT / "params.yaml")["catalogs"]
+BUNDLED = {key: block["ingest"] for key, block in load_section("catalogs", ROOT / "params.yaml").items()}
 TWO_WORKERS = ["--runner", "FnApiRunner", "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
 
 

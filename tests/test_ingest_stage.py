@@ -10,7 +10,7 @@ import yaml
 from ingest_slices import ROOT, real_raw_slice
 
 from pipelines.catalogs.source import quarantine_table, rejection
-from pipelines.common.params import load_section
+from pipelines.common.params import ParamsError, load_section
 from pipelines.ingest import stage as ingest
 from pipelines.ingest.filters import TOKEN_PATTERN
 
@@ -21,12 +21,13 @@ OUTPUTS = ("items.parquet", "interactions.parquet", "quarantine.parquet", "count
 def stage(tmp_path):
     raw = real_raw_slice(tmp_path / "raw", ratings=1000, reviews=1500, rerated=50)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"ingest": load_section("ingest", ROOT / "params.yaml")}))
+    sections = ("ingest", "catalogs")  # ingest's section and the catalog blocks
+    params.write_text(yaml.safe_dump({name: load_section(name, ROOT / "params.yaml") for name in sections}))
     return raw, params, tmp_path / "out"
 
 
 def run(catalog: str, raw, params, out, *options: str) -> int:
-    return ingest.main(["--catalog", catalog, "--raw", str(raw), "--out", str(out), "--params", str(params),
+    return ingest.main(["--catalog", catalog, "--source", str(raw), "--out", str(out), "--params", str(params),
                         *options])
 
 
@@ -57,8 +58,9 @@ def test_a_failing_run_leaves_the_previous_outputs_untouched(stage):
     run("movies", raw, params, out)
     before = {name: (out / name).read_bytes() for name in OUTPUTS}
     (raw / "omdb_movies.db").unlink()
-    with pytest.raises(FileNotFoundError, match="omdb_movies.db"):
+    with pytest.raises(ParamsError, match="catalogs.movies: omdb_movies.db: no such file") as err:
         run("movies", raw, params, out)
+    assert isinstance(err.value.__cause__, FileNotFoundError)
     assert {name: (out / name).read_bytes() for name in OUTPUTS} == before
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # no temp files left behind
 
@@ -79,7 +81,7 @@ def test_counts_refuse_rows_that_went_missing():
 
 def test_beam_options_pass_through_and_an_unknown_one_is_an_error(stage, capsys):
     raw, params, out = stage
-    assert ingest.main(["--catalog", "fashion", "--raw", str(raw), "--out", str(out), "--params", str(params),
+    assert ingest.main(["--catalog", "fashion", "--source", str(raw), "--out", str(out), "--params", str(params),
                         "--engine", "beam", "--runner", "FnApiRunner", "--direct_num_workers", "2",
                         "--direct_running_mode", "multi_processing"]) == 0
     assert "fashion interactions: raw 1,500" in capsys.readouterr().out

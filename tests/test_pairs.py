@@ -18,10 +18,32 @@ from pipelines.common.schemas import INTERACTIONS, PAIRS
 from pipelines.common.split import normalise
 from pipelines.pairs import PairsParams, build
 
-PARAMS = {"seed": 42, "test_fraction": 0.2, "validation_fraction": 0.1, "min_rating": 4.0, "review_min_words": 20, "hard_query_tokens": 20,
-          "co_liked_per_user": 5, "co_liked_max_pairs": 150,
-          "catalogs": {"movies": {"queries": "co_liked"},
-                       "fashion": {"queries": "reviews", "document_review_chars": 1200}}}
+# min_*_queries 0: these slices test the split at its fractions (raising them is tests/test_onboarding.py's)
+PARAMS = {"seed": 42, "test_fraction": 0.2, "validation_fraction": 0.1, "min_rating": 4.0, "review_min_words": 20,
+          "hard_query_tokens": 20, "co_liked_per_user": 5, "co_liked_max_pairs": 150, "queries": "reviews",
+          "document_review_chars": 0, "train_hard_queries": False, "min_test_queries": 0, "min_validation_queries": 0}
+CATALOGS = {"movies": {"source": "data/fetched", "ingest": {"plugin": "movielens_wikidata"},
+                       "pairs": {"queries": "co_liked"}},
+            "fashion": {"source": "data/fetched", "ingest": {"plugin": "womens_clothing"},
+                        "pairs": {"queries": "reviews", "document_review_chars": 1200}}}
+
+
+def pairs_params(catalog: str, section: dict | None = None, **overrides) -> PairsParams:
+    """PairsParams of `catalog`: `section` (default PARAMS) with its block's pairs overrides and `overrides`."""
+    block = CATALOGS[catalog]
+    return PairsParams.from_params(section or PARAMS, block | {"pairs": block["pairs"] | overrides}, catalog)
+
+
+def write_params(path: Path, catalogs: dict = CATALOGS) -> Path:
+    path.write_text(yaml.safe_dump({"pairs": PARAMS, "catalogs": catalogs}))
+    return path
+
+
+def write_extra(ingest: Path, stage: str, side: str, rows: list[dict]) -> None:
+    """Extra pairs another stage made, where the pairs stage reads them (<ingest>/extra_pairs/<stage>/)."""
+    folder = ingest / pairs.EXTRA_PAIRS / stage
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=PAIRS), folder / f"{side}_pairs.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +63,7 @@ def bodies(table: pa.Table, interactions: list[dict]) -> set[str]:
 
 def test_review_split_shares_no_review_text_or_pair_and_documents_hold_no_test_review(fashion):
     items, interactions = fashion
-    tables, metrics = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
+    tables, metrics = build(items, interactions, pairs_params("fashion"))
     train, validation, test = tables["train"], tables["validation"], tables["test"]
     assert train.num_rows > 150 and test.num_rows > 50 and validation.num_rows > 25
     sides = [bodies(t, interactions) for t in (train, validation, test)]
@@ -61,7 +83,7 @@ def test_review_split_shares_no_review_text_or_pair_and_documents_hold_no_test_r
 
 def test_popularity_counts_every_positive_except_held_out_reviews(fashion):
     items, interactions = fashion
-    tables, metrics = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
+    tables, metrics = build(items, interactions, pairs_params("fashion"))
     held_out = bodies(tables["validation"], interactions) | bodies(tables["test"], interactions)
     liked = [row for row in interactions if row["rating"] >= 4]
     held = [row for row in liked if normalise(row["text"] or "") in held_out]  # copies under other items too
@@ -75,7 +97,7 @@ def test_popularity_counts_every_positive_except_held_out_reviews(fashion):
 
 def test_hard_queries_are_the_summary_or_the_first_words_of_the_body(fashion):
     items, interactions = fashion
-    tables, _ = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
+    tables, _ = build(items, interactions, pairs_params("fashion"))
     test, hard = tables["test"], tables["test_hard"]
     assert hard["query_id"].to_pylist() == test["query_id"].to_pylist()
     by_ref = {row["row_ref"]: row for row in interactions}
@@ -87,7 +109,7 @@ def test_hard_queries_are_the_summary_or_the_first_words_of_the_body(fashion):
 
 def test_split_is_seeded_and_independent_of_row_order(fashion):
     items, interactions = fashion
-    params = PairsParams.from_section(PARAMS, "fashion")
+    params = pairs_params("fashion")
     shuffled = interactions[:]
     random.Random(7).shuffle(shuffled)
     first, _ = build(items, interactions, params)
@@ -95,14 +117,14 @@ def test_split_is_seeded_and_independent_of_row_order(fashion):
     assert first["train"].num_rows > 0
     for name in ("train", "validation", "test", "test_hard", "documents"):
         assert first[name].equals(again[name])
-    other, _ = build(items, interactions, PairsParams.from_section(PARAMS | {"seed": 43}, "fashion"))
+    other, _ = build(items, interactions, pairs_params("fashion", PARAMS | {"seed": 43}))
     assert set(other["test"]["query_id"].to_pylist()) != set(first["test"]["query_id"].to_pylist())
 
 
 def test_co_liked_pairs_respect_caps_users_and_split_by_query():
     items, interactions = movies_slice()
     rows = interactions.to_pylist()
-    tables, _ = build(items.to_pylist(), rows, PairsParams.from_section(PARAMS, "movies"))
+    tables, _ = build(items.to_pylist(), rows, pairs_params("movies"))
     train, test = tables["train"].to_pylist(), tables["test"].to_pylist()
     assert len(train) + tables["validation"].num_rows + len(test) == PARAMS["co_liked_max_pairs"]
     liked = defaultdict(set)
@@ -140,7 +162,7 @@ def test_stage_refuses_an_interaction_whose_item_is_not_in_the_catalog(tmp_path)
     stray = interactions.slice(0, 1).set_column(interactions.schema.get_field_index("item_id"), "item_id",
                                                 pa.array(["no-such-item"])).cast(interactions.schema)
     write_ingest(tmp_path / "ingest", items, pa.concat_tables([interactions, stray]))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pairs": PARAMS}))
+    write_params(tmp_path / "params.yaml")
     ref = stray["row_ref"][0].as_py()
     with pytest.raises(ValueError, match=f"interactions.parquet: row '{ref}' names item_id 'no-such-item'"):
         pairs.main(["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
@@ -150,17 +172,15 @@ def test_stage_refuses_an_interaction_whose_item_is_not_in_the_catalog(tmp_path)
 def test_stage_keeps_the_split_of_extra_pairs_and_refuses_unknown_items(tmp_path):
     items, interactions = movies_slice(users=10)
     write_ingest(tmp_path / "ingest", items, interactions)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pairs": PARAMS}))
+    write_params(tmp_path / "params.yaml")
     item_id = items["item_id"][0].as_py()
     synthetic = {"query_id": "s1", "query": "a feel-good movie for tonight", "item_id": item_id, "kind": "synthetic"}
     held_out = synthetic | {"query_id": "s2", "query": "a heist film from the 1990s"}
     tuning = synthetic | {"query_id": "s3", "query": "something by a director I love"}
     for name, row in (("train", synthetic), ("validation", tuning), ("test", held_out)):
-        pq.write_table(pa.Table.from_pylist([row], schema=PAIRS), tmp_path / f"extra_{name}.parquet")
+        write_extra(tmp_path / "ingest", "synth", name, [row])
     argv = ["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
-            "--extra-train", str(tmp_path / "extra_train.parquet"),
-            "--extra-validation", str(tmp_path / "extra_validation.parquet"),
-            "--extra-test", str(tmp_path / "extra_test.parquet"), "--params", str(tmp_path / "params.yaml")]
+            "--params", str(tmp_path / "params.yaml")]
     assert pairs.main(argv) == 0
     metrics = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
     read = lambda name: pq.read_table(tmp_path / "pairs" / f"{name}.parquet").to_pylist()  # noqa: E731
@@ -168,18 +188,16 @@ def test_stage_keeps_the_split_of_extra_pairs_and_refuses_unknown_items(tmp_path
     assert held_out in read("test_hard") and tuning in read("validation")  # a request is its own hard form
     assert all(metrics[f"{side}_by_kind"]["synthetic"] == 1 for side in ("train", "validation", "test"))
 
-    pq.write_table(pa.Table.from_pylist([synthetic | {"item_id": "no-such-item"}], schema=PAIRS),
-                   tmp_path / "extra_train.parquet")
+    write_extra(tmp_path / "ingest", "synth", "train", [synthetic | {"item_id": "no-such-item"}])
     with pytest.raises(ValueError, match="'s1' names item_id 'no-such-item'"):
         pairs.main(argv)
 
 
 def test_training_on_hard_forms_never_trains_on_a_held_out_query(fashion):
     items, interactions = fashion
-    own = PARAMS["catalogs"]["fashion"] | {"train_hard_queries": True}
-    params = PairsParams.from_section(PARAMS | {"catalogs": {"fashion": own}}, "fashion")
+    params = pairs_params("fashion", train_hard_queries=True)
     tables, metrics = build(items, interactions, params)
-    plain, _ = build(items, interactions, PairsParams.from_section(PARAMS, "fashion"))
+    plain, _ = build(items, interactions, pairs_params("fashion"))
     train = tables["train"].to_pylist()
     assert plain["test_hard"].equals(tables["test_hard"]) and plain["documents"].equals(tables["documents"])
     assert metrics["train_by_kind"]["review_hard"] > 100
@@ -193,16 +211,15 @@ def test_training_on_hard_forms_never_trains_on_a_held_out_query(fashion):
 
 
 def test_unknown_query_source_is_refused_early():
-    bad = PARAMS | {"catalogs": {"fashion": {"queries": "clicks"}}}
-    with pytest.raises(ValueError, match="pairs.catalogs.fashion.queries must be one of"):
-        PairsParams.from_section(bad, "fashion")
+    with pytest.raises(ValueError, match="catalogs.fashion.pairs.queries must be one of"):
+        pairs_params("fashion", queries="clicks")
 
 
 @pytest.mark.parametrize("fractions", [(0.0, 0.1), (0.5, 0.5), (0.2, -0.1)])
 def test_split_fractions_are_checked(fractions):
     test, validation = fractions
     with pytest.raises(ValueError, match="test_fraction > 0, validation_fraction >= 0 and their sum < 1"):
-        PairsParams.from_section(PARAMS | {"test_fraction": test, "validation_fraction": validation}, "fashion")
+        pairs_params("fashion", PARAMS | {"test_fraction": test, "validation_fraction": validation})
 
 
 def test_only_extra_pairs_when_no_query_source_and_cloze_sentences_leave_their_documents(tmp_path):
@@ -212,16 +229,15 @@ def test_only_extra_pairs_when_no_query_source_and_cloze_sentences_leave_their_d
     items = pa.Table.from_pylist([dict(first, document=f"{first['document']} [SEP] {sentence} It rains."),
                                   *items.to_pylist()[1:]], schema=items.schema)
     write_ingest(tmp_path / "ingest", items, interactions)
-    own = {"movies": {"queries": "none"}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pairs": PARAMS | {"catalogs": own}}))
+    write_params(tmp_path / "params.yaml", {"movies": CATALOGS["movies"] | {"pairs": {"queries": "none"}}})
     cloze = {"query_id": "ict:1", "query": sentence, "item_id": first["item_id"], "kind": "ict"}
     template = {"query_id": "t:1", "query": "a 1990s drama", "item_id": first["item_id"], "kind": "pseudo_template"}
     request = {"query_id": "s:1", "query": "something moving", "item_id": first["item_id"], "kind": "synthetic"}
-    for name, rows in (("cloze", [cloze]), ("template", [template]), ("request", [request])):
-        pq.write_table(pa.Table.from_pylist(rows, schema=PAIRS), tmp_path / f"{name}.parquet")
+    for stage, side, rows in (("pseudo", "test", [cloze]), ("pseudo", "train", [template]),
+                              ("synth", "train", [request])):
+        write_extra(tmp_path / "ingest", stage, side, rows)
     argv = ["--catalog", "movies", "--ingest", str(tmp_path / "ingest"), "--out", str(tmp_path / "pairs"),
-            "--extra-train", str(tmp_path / "template.parquet"), "--extra-train", str(tmp_path / "request.parquet"),
-            "--extra-test", str(tmp_path / "cloze.parquet"), "--params", str(tmp_path / "params.yaml")]
+            "--params", str(tmp_path / "params.yaml")]
     assert pairs.main(argv) == 0
     metrics = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
     assert metrics["pairs_made"] == 0 and metrics["train"] == 2 and metrics["test"] == 1  # extras only, both files

@@ -13,6 +13,7 @@ from pairs_slices import write_fashion_pairs
 from sentence_transformers import SentenceTransformer
 
 from pipelines import select
+from pipelines.guard_set import GUARD_DIR, copy_guard_set
 from pipelines.select import choose, interpolate, not_worse, ranking
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
@@ -79,12 +80,17 @@ def noised(folder: Path, out: Path) -> Path:
     return out
 
 
-def run_select(pairs_dir: Path, base: Path, tuned: Path, tmp_path: Path, guards: tuple[str, ...] = ()) -> dict:
+def run_select(pairs_dir: Path, base: Path, tuned: Path, tmp_path: Path, catalog: str = "self",
+               guards: dict[str, Path] | None = None) -> dict:
+    """`semrec select --catalog catalog`, with each guard catalog's validation set copied beside the pairs as
+    the guard-set stage does."""
     tmp_path.mkdir()
+    for name, folder in (guards or {}).items():
+        copy_guard_set(folder, pairs_dir / GUARD_DIR / name)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    assert select.main(["--pairs", str(pairs_dir), "--base", str(base), "--finetuned", str(tuned),
-                        "--out", str(tmp_path / "selected"), "--report", str(tmp_path / "select.json"),
-                        "--params", str(tmp_path / "params.yaml"), *(f"--guard={g}" for g in guards)]) == 0
+    assert select.main(["--catalog", catalog, "--pairs", str(pairs_dir), "--base", str(base), "--finetuned",
+                        str(tuned), "--out", str(tmp_path / "selected"), "--report", str(tmp_path / "select.json"),
+                        "--params", str(tmp_path / "params.yaml")]) == 0
     return json.loads((tmp_path / "select.json").read_text())
 
 
@@ -99,9 +105,9 @@ def test_selection_picks_the_better_candidate_on_a_constructed_case(tmp_path):
     chosen = SentenceTransformer(str(tmp_path / "a" / "selected"), device="cpu").state_dict()
     assert all(torch.equal(chosen[k], v) for k, v in SentenceTransformer(str(BASE), device="cpu").state_dict().items())
     # the other way round: the healthy model is the fine-tuned candidate, and it (or the mix nearest it) wins
-    # (guarded by another slice of reviews, "other"; the guard naming --pairs itself is skipped)
+    # (guarded by another slice of reviews, "other"; the guard set of --catalog itself is skipped)
     other = write_fashion_pairs(tmp_path / "other", rows=300)
-    report = run_select(pairs_dir, broken, BASE, tmp_path / "b", (f"self={pairs_dir}", f"other={other}"))
+    report = run_select(pairs_dir, broken, BASE, tmp_path / "b", "self", {"self": pairs_dir, "other": other})
     assert report["chosen"] in {"finetuned", "wise@0.75"}
     assert report["candidates"][report["chosen"]]["fused_recall@10"] > report["candidates"]["base"]["fused_recall@10"]
     assert list(report["guard"]["catalogs"]) == ["other"] and report["guard"]["checked"][report["chosen"]]["passed"]
@@ -109,13 +115,13 @@ def test_selection_picks_the_better_candidate_on_a_constructed_case(tmp_path):
     assert differences["dense_recall@10"]["mean"] > 0  # the healthy model beats the broken one out of domain too
 
 
-def test_unknown_metric_is_refused():
+def test_unknown_metric_is_refused(capsys):
     with pytest.raises(ValueError, match="select.metric must be one of"):
         select.SelectParams("recall@10", (0.5,), 8, (), BOOTSTRAP)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         select.SelectParams("dense_recall@10", (1.0,), 8, (), BOOTSTRAP)
     with pytest.raises(ValueError, match="select.guard_metrics must be one of"):
         select.SelectParams("dense_recall@10", (0.5,), 8, ("recall@10",), BOOTSTRAP)
-    with pytest.raises(SystemExit):
-        select.main(["--pairs", "p", "--base", "b", "--finetuned", "f", "--out", "o", "--report", "r",
-                     "--guard", "no-equals-sign"])
+    with pytest.raises(SystemExit):  # --catalog names the guard set to skip: required
+        select.main(["--pairs", "p", "--base", "b", "--finetuned", "f", "--out", "o", "--report", "r"])
+    assert "the following arguments are required: --catalog" in capsys.readouterr().err

@@ -25,12 +25,13 @@ from pipelines.train import (
 )
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
-PARAMS = {"base_model": str(BASE), "seed": 42, "max_steps": 4, "batch_size": 8, "gradient_accumulation_steps": 1,
-          "learning_rate": 1e-4, "warmup_ratio": 0.1, "temperature": 0.05, "max_seq_length": 64, "lora": False,
-          "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
+PARAMS = {"enabled": True, "base_model": str(BASE), "seed": 42, "max_steps": 4, "batch_size": 8,
+          "gradient_accumulation_steps": 1, "learning_rate": 1e-4, "warmup_ratio": 0.1, "temperature": 0.05,
+          "max_seq_length": 64, "lora": False, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
           "lora_targets": {"bert": ["query", "key", "value", "dense"], "mpnet": ["q", "k", "v", "o", "dense"]},
           "hard_negatives": False, "hard_negatives_range_min": 2, "eval_steps": 2,
           "checkpoint_metric": "fused_recall@10", "early_stopping_patience": 0}
+CATALOGS = {"fashion": {"source": "data/fetched", "ingest": {"plugin": "womens_clothing"}}}
 
 
 def mnrl_loss(model: SentenceTransformer, queries: list[str], documents: list[str]) -> float:
@@ -53,10 +54,11 @@ def pairs_dir(tmp_path_factory) -> Path:
 
 
 def test_a_few_steps_on_real_pairs_lower_the_loss_and_write_the_curves(pairs_dir, tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": PARAMS}))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"train": PARAMS, "catalogs": CATALOGS}))
     out, curve_csv, validation_csv = tmp_path / "finetuned", tmp_path / "train_loss.csv", tmp_path / "validation.csv"
-    assert train.main(["--pairs", str(pairs_dir), "--out", str(out), "--loss-csv", str(curve_csv),
-                       "--validation-csv", str(validation_csv), "--params", str(tmp_path / "params.yaml")]) == 0
+    assert train.main(["--catalog", "fashion", "--pairs", str(pairs_dir), "--out", str(out), "--loss-csv",
+                       str(curve_csv), "--validation-csv", str(validation_csv), "--params", str(params)]) == 0
 
     dataset, _ = train.training_dataset(pairs_dir)
     queries, documents = dataset["anchor"], dataset["positive"]

@@ -9,7 +9,6 @@ seconds here. Each bad line is quarantined with its file and line (pipelines/cat
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -75,7 +74,7 @@ def meta_items(meta: pl.DataFrame, max_chars: int) -> pl.DataFrame:
     )
 
 
-def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+def plan(raw: str, catalog: str, options: dict[str, Any]) -> Plan:
     opts = settings(options, catalog, DEFAULTS)
     return Plan(
         interactions=Stream(f"reviews/{opts['category']}.jsonl", REVIEW_FIELDS, review_rows),

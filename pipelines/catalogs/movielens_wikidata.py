@@ -124,6 +124,6 @@ def movie_items(raw: Path, opts: dict[str, Any]) -> Items:
     )
 
 
-def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+def plan(raw: str, catalog: str, options: dict[str, Any]) -> Plan:
     opts = settings(options, catalog, DEFAULTS)
-    return Plan(interactions=Stream(opts["ratings"], FIELDS, rating_rows), items=partial(movie_items, raw, opts))
+    return Plan(interactions=Stream(opts["ratings"], FIELDS, rating_rows), items=partial(movie_items, Path(raw), opts))

@@ -33,8 +33,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.catalogs.files import exists, open_source, size
 from pipelines.catalogs.source import ORDER, Field, Table, quarantine_frame, rejection
-from pipelines.catalogs.splits import Opener, Split, file_format, newlines, numbered, owned_lines, plan
+from pipelines.catalogs.splits import Csv, Format, Opener, Split, file_format, newlines, numbered, owned_lines, plan
 from pipelines.common.schemas import QUARANTINE
 
 DTYPES: dict[str, pl.DataType] = {
@@ -68,16 +69,14 @@ class RowError(ValueError):
         self.reason, self.field = reason, field
 
 
-def local_open(path: str) -> Any:
-    return open(path, "rb")
-
-
-def read(path: Path, name: str, fields: Sequence[Field], table: Table, list_separator: str = "|") -> Rows:
-    """Read all of `path` (.jsonl, .csv or .parquet) at once; `name` is how row_refs name the file."""
-    if not path.is_file():
+def read(path: str | Path, name: str, fields: Sequence[Field], table: Table, list_separator: str = "|") -> Rows:
+    """Read all of the file at `path` (a location: pipelines/catalogs/files.py) at once; `name` is how
+    row_refs name the file."""
+    path = str(path)
+    if not exists(path):
         raise FileNotFoundError(f"{name}: no such file {path}")
-    parts = [read_split(split, fields, table, list_separator, local_open)
-             for split in file_splits(str(path), name, path.stat().st_size, local_open)]
+    parts = [read_split(split, fields, table, list_separator, open_source)
+             for split in file_splits(path, name, size(path), open_source)]
     check_not_empty(name, sum(p.count for p in parts))
     return Rows(pl.concat([p.frame for p in parts]).drop(ORDER),
                 pa.concat_tables([p.rejected for p in parts]).drop_columns([ORDER]), sum(p.count for p in parts))
@@ -88,11 +87,11 @@ def check_not_empty(name: str, count: int) -> None:
         raise ValueError(f"{name}: empty file (no rows)")
 
 
-def file_splits(path: str, name: str, size: int, opener: Opener,
-                split_bytes: int = 64 << 20) -> list[Split]:
+def file_splits(path: str, name: str, size: int, opener: Opener, split_bytes: int = 64 << 20,
+                fmt: Format | None = None, csv: Csv = Csv()) -> list[Split]:
     """A file's splits, JSONL ones numbered by counting newlines here (the engines count in parallel)."""
-    planned = plan(path, name, size, opener, split_bytes)
-    if file_format(name) != "jsonl":
+    planned = plan(path, name, size, opener, split_bytes, fmt, csv)
+    if (fmt or file_format(name)) != "jsonl":
         return planned
     return numbered(planned, [newlines(s, opener) for s in planned])
 
@@ -121,9 +120,12 @@ def split_chunks(split: Split, fields: Sequence[Field], table: Table, list_separ
                 yield typed_columns(pl.from_arrow(pa.Table.from_batches([batch])), split.name, fields, table,
                                     list_separator, first)
                 first += batch.num_rows
+    elif split.format == "json":
+        with opener(split.path) as f:
+            yield read_json_array(f.read(), split.name, fields, table)
     else:
         with opener(split.path) as f:
-            yield read_csv(f.read(), split.name, fields, table, list_separator)
+            yield read_csv(f.read(), split.name, fields, table, list_separator, split.csv)
 
 
 def chunk_schema(fields: Sequence[Field]) -> dict[str, pl.DataType]:
@@ -265,7 +267,8 @@ def read_jsonl_lines(lines: Sequence[bytes], first: int, name: str, fields: Sequ
     return Rows(frame, ordered_quarantine(rejected), frame.height + len(rejected))
 
 
-def read_csv(data: bytes, name: str, fields: Sequence[Field], table: Table, list_separator: str) -> Rows:
+def read_csv(data: bytes, name: str, fields: Sequence[Field], table: Table, list_separator: str,
+             csv: Csv = Csv()) -> Rows:
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         decoder.decode(data, final=True)
@@ -275,10 +278,21 @@ def read_csv(data: bytes, name: str, fields: Sequence[Field], table: Table, list
     if not data.strip():
         raise ValueError(f"{name}: empty file")
     try:
-        frame = pl.read_csv(data, infer_schema=False)
+        frame = pl.read_csv(data, infer_schema=False, separator=csv.delimiter, quote_char=csv.quote)
     except pl.exceptions.PolarsError as err:
         raise ValueError(f"{name}: not a readable CSV: {err}") from err
     return typed_columns(frame, name, fields, table, list_separator, 1)
+
+
+def read_json_array(data: bytes, name: str, fields: Sequence[Field], table: Table) -> Rows:
+    """A JSON file holding one array of objects, read as JSON lines (row n: the array's n-th element)."""
+    try:
+        records = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{name}: not a JSON array: {err}") from None
+    if not isinstance(records, list):
+        raise ValueError(f"{name}: not a JSON array but a JSON {JSON_TYPES.get(type(records), 'value')}")
+    return read_jsonl_lines([msgspec.json.encode(record) for record in records], 1, name, fields, table)
 
 
 def converted(source: pl.Expr, dtype: pl.DataType, field: Field, list_separator: str) -> pl.Expr:

@@ -19,6 +19,9 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
+from pipelines.catalogs.files import resolve
+from pipelines.catalogs.splits import Csv, Format
+from pipelines.common.params import ParamsError
 from pipelines.common.schemas import ITEMS, QUARANTINE, conform
 
 Table = Literal["items", "interactions"]
@@ -47,10 +50,17 @@ class Stream:
     `_field`): the row is then quarantined at step "read" with its typed fields as payload.
     """
 
-    path: str  # under the raw folder, and how row refs name the file
+    path: str  # under the catalog's source folder, and how row refs name the file
     fields: tuple[Field, ...]
     map: Mapping
     list_separator: str = "|"  # splits text into a str_list field (CSV)
+    location: str | None = None  # where it opens when that is not `<source>/<path>` (files.py: a zip member)
+    format: Format | None = None  # None: from the path's suffix
+    csv: Csv = Csv()
+
+    def where(self, source: str) -> str:
+        """The file's location for a catalog whose source is `source`."""
+        return self.location or resolve(source, self.path)
 
 
 @dataclass(frozen=True)
@@ -179,10 +189,15 @@ def settings(options: dict[str, Any], catalog: str, defaults: dict[str, Any]) ->
     """A plug-in's options over its defaults; an unknown or missing (None) option is an error."""
     unknown = set(options) - set(defaults)
     if unknown:
-        raise ValueError(f"ingest.catalogs.{catalog}: unknown option(s) {sorted(unknown)}; "
-                         f"expected {sorted(defaults)}")
+        raise ParamsError(f"{options_key(catalog)}: unknown option(s) {sorted(unknown)}; "
+                          f"expected {sorted(defaults)}")
     merged = {**defaults, **options}
     missing = [k for k, v in merged.items() if v is None]
     if missing:
-        raise ValueError(f"ingest.catalogs.{catalog}: missing option(s) {missing}")
+        raise ParamsError(f"{options_key(catalog)}: missing option(s) {missing}")
     return merged
+
+
+def options_key(catalog: str) -> str:
+    """Where a catalog's plug-in options are in params.yaml, for error messages."""
+    return f"catalogs.{catalog}.ingest"

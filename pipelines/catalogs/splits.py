@@ -9,6 +9,8 @@ makes them PCollection elements. Paths are anything the opener opens (a local pa
   newlines (a cheap pass that runs in parallel too), and the counts are summed in split order.
 - Parquet: one split per row group; row numbers come from the footer.
 - CSV: one split, since a quoted cell may span lines and a byte range could cut a row in two.
+- JSON (one array of objects): one split, rows numbered from 1 in array order.
+- A compressed file or a member of a zip (pipelines/catalogs/files.py): one split, read to its end.
 """
 
 from __future__ import annotations
@@ -17,13 +19,26 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
-from typing import IO, Literal, get_args
+from typing import IO, Literal
 
 import pyarrow.parquet as pq
 
-Format = Literal["jsonl", "csv", "parquet"]
+from pipelines.catalogs.files import compression, splittable
+
+Format = Literal["jsonl", "json", "csv", "parquet"]
 Opener = Callable[[str], IO[bytes]]
 BLOCK = 8 << 20  # bytes read at a time while counting or finishing a line
+SUFFIXES: dict[str, Format] = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "tsv": "csv",
+                               "parquet": "parquet"}
+TO_END = -1  # the end of a split that is read to the end of its file
+
+
+@dataclass(frozen=True)
+class Csv:
+    """How a CSV file separates and quotes its cells (TSV: delimiter "\t")."""
+
+    delimiter: str = ","
+    quote: str | None = '"'
 
 
 @dataclass(frozen=True)
@@ -35,19 +50,28 @@ class Split:
     start: int  # JSONL: first byte; Parquet: row group; CSV: 0
     end: int  # JSONL: end byte (exclusive); Parquet: row group + 1; CSV: 1
     first_row: int = 1  # number of the split's first byte's line (JSONL) or its first row (Parquet)
+    csv: Csv = Csv()
 
 
 def file_format(name: str) -> Format:
-    suffix = PurePosixPath(name).suffix.lower().lstrip(".")
-    if suffix not in get_args(Format):
-        raise ValueError(f"{name}: unsupported format '.{suffix}' (expected .jsonl, .csv or .parquet)")
-    return suffix  # type: ignore[return-value]
+    """The format a file name says, past a compression suffix (reviews.jsonl.gz: jsonl; .tsv: csv)."""
+    path = PurePosixPath(name)
+    if compression(name):
+        path = path.with_suffix("")
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in SUFFIXES:
+        raise ValueError(f"{name}: unsupported format '.{suffix}' (expected .jsonl, .ndjson, .json, .csv, .tsv or "
+                         f".parquet, optionally compressed; or name the format)")
+    return SUFFIXES[suffix]
 
 
-def plan(path: str, name: str, size: int, opener: Opener, split_bytes: int) -> list[Split]:
+def plan(path: str, name: str, size: int, opener: Opener, split_bytes: int, fmt: Format | None = None,
+         csv: Csv = Csv()) -> list[Split]:
     """The splits of one file of `size` bytes; JSONL splits still need `numbered` before reading."""
-    fmt = file_format(name)
+    fmt = fmt or file_format(name)
     if fmt == "jsonl":
+        if not splittable(path):
+            return [Split(path, name, fmt, 0, 0, TO_END)]
         starts = range(0, max(size, 1), split_bytes)
         return [Split(path, name, fmt, i, s, min(s + split_bytes, size)) for i, s in enumerate(starts)]
     if fmt == "parquet":
@@ -56,11 +80,11 @@ def plan(path: str, name: str, size: int, opener: Opener, split_bytes: int) -> l
         rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         firsts = itertools.accumulate([1, *rows])
         return [Split(path, name, fmt, g, g, g + 1, first) for g, first in zip(range(len(rows)), firsts)]
-    return [Split(path, name, fmt, 0, 0, 1)]
+    return [Split(path, name, fmt, 0, 0, 1, csv=csv)]
 
 
 def newlines(split: Split, opener: Opener) -> int:
-    """Newlines inside a JSONL split's byte range."""
+    """Newlines inside a JSONL split's byte range (0 for a split read to the end: it is its file's only one)."""
     count = 0
     with opener(split.path) as f:
         f.seek(split.start)

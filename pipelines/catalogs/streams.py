@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
-from pipelines.catalogs.readers import Rows, split_chunks
+from pipelines.catalogs.files import exists, open_source, size
+from pipelines.catalogs.readers import Rows, check_not_empty, file_splits, split_chunks
 from pipelines.catalogs.source import ORDER, Stream, Table, payload, quarantine_frame
 from pipelines.catalogs.splits import Opener, Split
 
@@ -40,3 +42,17 @@ def mapped(stream: Stream, rows: Rows, table: Table) -> Mapped:
 def read_mapped(stream: Stream, split: Split, table: Table, opener: Opener) -> Iterator[Mapped]:
     for rows in split_chunks(split, stream.fields, table, stream.list_separator, opener):
         yield mapped(stream, rows, table)
+
+
+def read_whole(stream: Stream, raw: str | Path, table: Table) -> tuple[pl.DataFrame, pa.Table, int]:
+    """A stream read in one process: (mapped rows, quarantine, rows read)."""
+    path = stream.where(str(raw))
+    if not exists(path):
+        raise FileNotFoundError(f"{stream.path}: no such file {path}")
+    parts = [part for split in file_splits(path, stream.path, size(path), open_source,
+                                           fmt=stream.format, csv=stream.csv)
+             for part in read_mapped(stream, split, table, open_source)]
+    count = sum(p.count for p in parts)
+    check_not_empty(stream.path, count)
+    return (pl.concat([p.rows for p in parts], how="diagonal_relaxed"),
+            pa.concat_tables([p.rejected for p in parts]).drop_columns([ORDER]), count)

@@ -121,7 +121,7 @@ def linked_ratings(ratings: pl.DataFrame, links: Path, links_name: str) -> pl.Da
         _field=pl.when(pl.col("tmdbId").is_null()).then(pl.lit("movieId")))
 
 
-def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+def plan(raw: str, catalog: str, options: dict[str, Any]) -> Plan:
     opts = settings(options, catalog, DEFAULTS)
-    ratings = partial(linked_ratings, links=raw / opts["links"], links_name=opts["links"])
-    return Plan(interactions=Stream(opts["ratings"], RATING_FIELDS, ratings), items=partial(tmdb_items, raw, opts))
+    ratings = partial(linked_ratings, links=Path(raw) / opts["links"], links_name=opts["links"])
+    return Plan(interactions=Stream(opts["ratings"], RATING_FIELDS, ratings), items=partial(tmdb_items, Path(raw), opts))

@@ -51,7 +51,7 @@ def clothing_items(path: Path, name: str, max_chars: int) -> Items:
     return Items(items, quarantine_table([]), items.height)
 
 
-def plan(raw: Path, catalog: str, options: dict[str, Any]) -> Plan:
+def plan(raw: str, catalog: str, options: dict[str, Any]) -> Plan:
     opts = settings(options, catalog, DEFAULTS)
     return Plan(interactions=Stream(opts["reviews"], FIELDS, review_rows),
-                items=partial(clothing_items, raw / opts["reviews"], opts["reviews"], opts["document_max_chars"]))
+                items=partial(clothing_items, Path(raw) / opts["reviews"], opts["reviews"], opts["document_max_chars"]))

@@ -66,9 +66,9 @@ def write_json(obj: Any, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Write `rows` (all with the first row's keys, in that order) as a CSV with a header."""
+def write_csv(rows: list[dict[str, Any]], path: str | Path, header: list[str] | None = None) -> None:
+    """Write `rows` (all with the first row's keys, in that order; no rows: `header`) as a CSV with a header."""
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else header or [])
         writer.writeheader()
         writer.writerows(rows)

@@ -1,7 +1,8 @@
 """Apache Beam ingest engine: the same plan and rules as the Polars engine, as one Beam pipeline.
 
-Raw files are matched with `fileio.MatchFiles` and read split by split (pipelines/catalogs/splits.py)
-through Beam's `FileSystems`, so `--raw` may be any Beam filesystem path (local, gs://, s3://).
+Source files are planned into splits on a worker and read split by split (pipelines/catalogs/splits.py)
+through Beam's `FileSystems`, so `--source` may be any Beam filesystem path (local, gs://, s3://); a
+compressed file or a zip member is read whole through fsspec (pipelines/catalogs/files.py).
 JSONL line numbers come from each split's newline count (a side input). Reading, typing, mapping
 and quarantine run in DoFns with tagged outputs; the unique-item rule and the dedup / user rules
 are GroupByKeys, the item rule a CoGroupByKey with the kept item ids (transforms in
@@ -28,12 +29,11 @@ import apache_beam as beam
 import polars as pl
 import pyarrow as pa
 from apache_beam import pvalue
-from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipelines.catalogs import splits
+from pipelines.catalogs import files, splits
 from pipelines.catalogs.readers import check_not_empty
 from pipelines.catalogs.source import Items, Plan, Stream, quarantine_frame, titled
 from pipelines.catalogs.streams import read_mapped
@@ -60,11 +60,16 @@ def beam_options(args: list[str]) -> tuple[PipelineOptions, Any]:
 
 
 def open_file(path: str) -> Any:
+    """Through Beam's FileSystems; a compressed file or a zip member through fsspec (files.py)."""
+    if not files.splittable(path):
+        return files.open_source(path)
     return FileSystems.open(path, compression_type="uncompressed")
 
 
-def stream_splits(metadata: Any, stream: Stream, split_bytes: int) -> list[splits.Split]:
-    return splits.plan(metadata.path, stream.path, metadata.size_in_bytes, open_file, split_bytes)
+def stream_splits(location: str, stream: Stream, split_bytes: int) -> list[splits.Split]:
+    size = files.size(location) if not files.splittable(location) else \
+        FileSystems.match([location])[0].metadata_list[0].size_in_bytes
+    return splits.plan(location, stream.path, size, open_file, split_bytes, stream.format, stream.csv)
 
 
 class ReadSplit(beam.DoFn):
@@ -118,10 +123,11 @@ def built_items(build: Any, catalog: str) -> Iterator[Any]:
 def read_stream(pipeline: beam.Pipeline, stream: Stream, raw: str, table: str, catalog: str,
                 split_bytes: int) -> Any:
     label = f"{table}: "
-    if not FileSystems.exists(FileSystems.join(raw, stream.path)):
-        raise FileNotFoundError(f"{stream.path}: no such file {FileSystems.join(raw, stream.path)}")
+    location = stream.location or FileSystems.join(raw, stream.path)
+    if not (files.exists(location) if not files.splittable(location) else FileSystems.exists(location)):
+        raise FileNotFoundError(f"{stream.path}: no such file {location}")
     planned = (pipeline
-               | label + "match" >> fileio.MatchFiles(FileSystems.join(raw, stream.path))
+               | label + "file" >> beam.Create([location])
                | label + "splits" >> beam.FlatMap(stream_splits, stream, split_bytes)
                | label + "spread" >> beam.Reshuffle())
     counts = planned | label + "newlines" >> beam.Map(

@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipelines.catalogs import splits
-from pipelines.catalogs.readers import check_not_empty, local_open
+from pipelines.catalogs import files
+from pipelines.catalogs.readers import check_not_empty
 from pipelines.catalogs.source import Items, Plan, Stream, duplicates, quarantine_frame, titled
 from pipelines.catalogs.streams import read_mapped
 from pipelines.ingest import langid
@@ -141,7 +142,7 @@ def user_partition(keys: pl.DataFrame) -> pl.Series:
 def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
     """Pass 1 of one split: spill files under job.spill; returns (rows read, item keys for items)."""
     count, keys, spills, rejected, untitled = 0, [], [], [], []
-    for chunk in read_mapped(job.stream, split, job.table, local_open):
+    for chunk in read_mapped(job.stream, split, job.table, files.open_source):
         count += chunk.count
         rejected.append(chunk.rejected)
         if job.table == "items":
@@ -240,12 +241,13 @@ def pool(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
 
 
 def stream_splits(stream: Stream, raw: str, split_bytes: int, run: Callable[..., Iterable[Any]]) -> list[splits.Split]:
-    path = os.path.join(raw, stream.path)
-    if not os.path.isfile(path):
+    path = stream.where(raw)
+    if not files.exists(path):
         raise FileNotFoundError(f"{stream.path}: no such file {path}")
-    planned = splits.plan(path, stream.path, os.path.getsize(path), local_open, split_bytes)
+    planned = splits.plan(path, stream.path, files.size(path), files.open_source, split_bytes, stream.format,
+                          stream.csv)
     if len(planned) > 1 and planned[0].format == "jsonl":
-        planned = splits.numbered(planned, list(run(partial(splits.newlines, opener=local_open), planned)))
+        planned = splits.numbered(planned, list(run(partial(splits.newlines, opener=files.open_source), planned)))
     return planned
 
 

@@ -1,12 +1,17 @@
 """ingest stage: read a catalog through its plug-in, apply the filter rules, write typed Parquet.
 
-    semrec ingest --catalog movies --raw data/raw --out data/movies/ingest [--engine polars|beam]
+    semrec ingest --catalog movies --source data/fetched --out data/movies/ingest [--engine polars|beam]
     semrec ingest ... --engine beam --runner DataflowRunner --project P --region R --temp_location gs://...
 
-Writes items.parquet, interactions.parquet, quarantine.parquet (every rejected row, with the step
-that rejected it and why) and counts.json (per table: raw rows, rows left after each step in
-order, quarantine counts per reason code). raw = kept + quarantined is checked before anything is
-written; the files are written in a temporary folder beside --out and moved in only then. Items
+The catalog is params `catalogs.<catalog>`: its plug-in and options (`ingest`), and its `source`
+(--source overrides it). Writes items.parquet, interactions.parquet, quarantine.parquet (every
+rejected row, with the step that rejected it and why) and counts.json (per table: raw rows, rows
+left after each step in order, quarantine counts per reason code). raw = kept + quarantined is
+checked before anything is written, and so is the catalog's health: the stage refuses (exit 1,
+naming the top quarantine reason and an example row) when no item is usable or fewer than
+`ingest.min_kept_fraction` of the interactions survive. The files are written in a temporary
+folder beside --out and moved in only then, so a refused or failed run leaves the last good
+outputs as they were. Items
 that no kept interaction references stay in items.parquet: they are still catalog items to
 recommend. The two engines give identical output (tests/test_ingest_parity.py). With --engine
 beam, every option argparse does not know here goes to Beam's PipelineOptions (an option Beam does
@@ -20,16 +25,19 @@ import importlib
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import polars as pl
 
 from pipelines import catalogs
+from pipelines.catalogs.source import Plan
 from pipelines.common.atomic import write_json
-from pipelines.common.params import load_section
+from pipelines.common.params import ParamsError, catalog_block, load_section
 from pipelines.ingest.filters import STEPS, Rules
 from pipelines.ingest.output import FILES, Output
+from serving.errors import Refused
 
 Engine = Literal["polars", "beam"]
 ENGINES: dict[str, str] = {"polars": "pipelines.ingest.polars_engine", "beam": "pipelines.ingest.beam_engine"}
@@ -44,8 +52,36 @@ SPLIT_BYTES = 16 << 20  # JSONL bytes per split: bounds a worker's memory (~4x t
 
 def check_engine(engine: str | None) -> Engine:
     if engine not in get_args(Engine):
-        raise ValueError(f"ingest engine: {engine!r} is not one of {list(get_args(Engine))}")
+        raise ParamsError(f"ingest.engine: {engine!r} is not one of {list(get_args(Engine))}")
     return engine  # type: ignore[return-value]
+
+
+def min_kept_fraction(params: Mapping[str, Any]) -> float:
+    value = params.get("min_kept_fraction", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ParamsError(f"ingest.min_kept_fraction: expected a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def example(quarantine: pl.LazyFrame, table: Table, code: str) -> str:
+    """The first quarantined row of `table` whose reason is `code`: "<row_ref> field <field>: <reason>"."""
+    row = quarantine.filter(pl.col("source").str.starts_with(f"{table}/")
+                            & (pl.col("reason").str.split(":").list.first() == code)).head(1).collect().row(0, named=True)
+    return f"{row['row_ref']}" + (f" field {row['field']}" if row["field"] else "") + f": {row['reason']}"
+
+
+def check_health(catalog: str, counts: dict[str, Any], quarantine: pl.LazyFrame, min_fraction: float) -> None:
+    """Refuse a catalog with no usable item, or whose interactions mostly landed in quarantine."""
+    for table, floor, what in (("items", 1, "no usable item"),
+                               ("interactions", min_fraction * counts["interactions"]["raw"],
+                                f"fewer than ingest.min_kept_fraction {min_fraction:g} of the interactions")):
+        c = counts[table]
+        if c["kept"] >= floor and c["kept"] > 0:
+            continue
+        top = max(c["reasons"], key=c["reasons"].get) if c["reasons"] else None
+        why = f"; top quarantine reason {top} ({c['reasons'][top]:,} rows), e.g. {example(quarantine, table, top)}" \
+            if top else ""
+        raise Refused(f"ingest {catalog}: {what} survived (kept {c['kept']:,} of {c['raw']:,} {table}){why}")
 
 
 def tally(quarantine: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
@@ -75,35 +111,44 @@ def table_counts(table: Table, raw: int, kept: int, tallied: pl.DataFrame) -> di
             "reasons": dict(sorted(mine.group_by("code").agg(pl.col("len").sum()).iter_rows()))}
 
 
-def ingest(catalog: str, raw: str | Path, params: dict[str, Any], out: Path, engine: Engine | None = None,
-           beam_args: list[str] | None = None) -> dict[str, Any]:
+def ingest(catalog: str, source: str | Path, options: Mapping[str, Any], params: Mapping[str, Any], out: Path,
+           engine: Engine | None = None, beam_args: list[str] | None = None) -> dict[str, Any]:
     """Read, filter and write one catalog into `out`; returns the counts (also in counts.json).
 
-    Nothing in `out` changes unless every file was written and the counts add up."""
-    options = params.get("catalogs", {})
-    if catalog not in options:
-        raise KeyError(f"ingest.catalogs: no catalog {catalog!r} (have: {sorted(options)})")
+    `options` are the catalog's plug-in options (params `catalogs.<catalog>.ingest`), `params` the
+    `ingest` section. Nothing in `out` changes unless every file was written, the counts add up and
+    the catalog passed `check_health`."""
+    return ingest_plan(catalog, catalogs.plan(catalog, source, options), source, params, out, engine, beam_args)
+
+
+def ingest_plan(catalog: str, plan: Plan, source: str | Path, params: Mapping[str, Any], out: Path,
+                engine: Engine | None = None, beam_args: list[str] | None = None, refuse: bool = True
+                ) -> dict[str, Any]:
+    """`ingest` of a plan already made; `refuse=False` writes an unhealthy catalog too (`semrec catalog check`)."""
     rules = Rules.from_params(params.get("filters") or {})
     engine = check_engine(engine or params.get("engine"))
+    min_fraction = min_kept_fraction(params)
     workers = int(params.get("workers") or os.cpu_count() or 1)
-    plan = catalogs.plan(catalog, Path(raw), options[catalog])
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".ingest-", suffix=".tmp", dir=out))
     output = Output(folder)
     try:
         module = importlib.import_module(ENGINES[engine])
         if engine == "beam":
-            result = module.run(plan, str(raw), catalog, rules, output, beam_args or [], SPLIT_BYTES)
+            result = module.run(plan, str(source), catalog, rules, output, beam_args or [], SPLIT_BYTES)
         else:
-            result = module.run(plan, str(raw), catalog, rules, output, workers, SPLIT_BYTES)
+            result = module.run(plan, str(source), catalog, rules, output, workers, SPLIT_BYTES)
         rows = output.close()
-        tallied = tally(pl.scan_parquet(folder / "quarantine.parquet"))
+        quarantine = pl.scan_parquet(folder / "quarantine.parquet")
+        tallied = tally(quarantine)
         counts = {
             "items": table_counts("items", result["raw"]["items"], rows["items.parquet"], tallied),
             "interactions": table_counts("interactions", result["raw"]["interactions"],
                                          rows["interactions.parquet"], tallied),
             "source": result["stats"],
         }
+        if refuse:
+            check_health(catalog, counts, quarantine, min_fraction)
         write_json(counts, folder / "counts.json")
         for name in (*FILES, "counts.json"):
             os.chmod(folder / name, 0o644)
@@ -128,15 +173,21 @@ def summary(catalog: str, counts: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--catalog", required=True, help="a key of params.yaml ingest.catalogs")
-    parser.add_argument("--raw", required=True, help="folder of the raw source files (Beam: any Beam filesystem path)")
+    parser.add_argument("--catalog", required=True, help="a key of params.yaml catalogs")
+    parser.add_argument("--source", help="the catalog's file or folder (default: params catalogs.<catalog>.source; "
+                        "Beam: any Beam filesystem path)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--engine", choices=get_args(Engine), help="override ingest.engine")
     parser.add_argument("--params", default="params.yaml", type=Path)
     args, beam_args = parser.parse_known_args(argv)
     params = load_section("ingest", args.params)
+    block = catalog_block(args.catalog, args.params)
     if beam_args and (args.engine or params.get("engine")) != "beam":
         parser.error(f"unrecognized arguments: {' '.join(beam_args)} (Beam options need --engine beam)")
-    counts = ingest(args.catalog, args.raw, params, args.out, args.engine, beam_args)
+    source = args.source or block["source"]
+    try:
+        counts = ingest(args.catalog, source, block["ingest"], params, args.out, args.engine, beam_args)
+    except FileNotFoundError as err:  # a source file named in params is missing: the params (or the file) to fix
+        raise ParamsError(f"catalogs.{args.catalog}: {err} (source: {source})") from err
     print(summary(args.catalog, counts))
     return 0

@@ -12,7 +12,7 @@ A query is kept only when it round-trips: BM25 or the base encoder ranks its sou
 item id (pipelines.common.split), so no movie's queries sit on two sides.
 
     semrec pseudo --items data/movies/ingest/items.parquet --encoder models/base/all-MiniLM-L6-v2 \
-        --llm models/llm/smollm2 --out data/movies/pseudo
+        --llm models/llm/smollm2 --out data/movies/ingest/extra_pairs/pseudo
 """
 
 from __future__ import annotations

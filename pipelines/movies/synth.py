@@ -8,7 +8,8 @@ group lies wholly in train, validation or test (pipelines.common.split), so no t
 Validation is what later stages tune on for conversational requests (efSearch, the hybrid weight).
 The noisy set perturbs test queries only (typos, a dropped word, two requests in one message).
 
-    semrec synth --items data/movies/ingest/items.parquet --out data/movies/synth
+    semrec synth --items data/movies/ingest/items.parquet --out data/movies/synth \
+        --pairs-out data/movies/ingest/extra_pairs/synth      # the encoder pairs, where the pairs stage reads them
 """
 
 from __future__ import annotations
@@ -352,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", required=True, type=Path, help="movies items.parquet (ITEMS schema)")
     parser.add_argument("--out", required=True, type=Path,
-                        help="folder for train/validation/test/noisy.parquet, <side>_pairs.parquet (encoder pairs), "
-                             "synth.json")
+                        help="folder for train/validation/test/noisy.parquet and synth.json")
+    parser.add_argument("--pairs-out", type=Path, help="folder for <side>_pairs.parquet, the encoder pairs (default: --out)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = SynthParams(**load_section("synth", args.params))
@@ -361,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, queries in splits.items():
         write_parquet(to_table(queries), args.out / f"{name}.parquet")
     for side in ("train", "validation", "test"):
-        write_parquet(encoder_pairs(splits[side], params.pair_max_targets), args.out / f"{side}_pairs.parquet")
+        write_parquet(encoder_pairs(splits[side], params.pair_max_targets),
+                      (args.pairs_out or args.out) / f"{side}_pairs.parquet")
     write_json(summary(splits), args.out / "synth.json")
     print(summary(splits))
     return 0
