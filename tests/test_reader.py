@@ -250,3 +250,18 @@ def test_index_files_must_be_listed_in_the_snapshot_manifest(published_root, tmp
     (folder / "index" / "index.json").write_text(json.dumps({**index, "id_map": "unlisted.arrow"}))
     with pytest.raises(ManifestError, match="lists no file 'index/unlisted.arrow'"):
         Snapshot.open(folder, manifest).more_like("i01")
+
+
+@pytest.mark.parametrize("field, value", [("dim", True), ("ef_search", True), ("dim", 21.0), ("bytes", True)])
+def test_a_manifest_with_a_boolean_or_float_for_an_integer_is_refused(published_root, field, value):
+    from serving.manifest import MANIFEST_NAME, Manifest
+
+    store = Store(published_root)
+    raw = json.loads(store.read("fashion", store.latest("fashion").snapshot_id, MANIFEST_NAME))
+    if field == "bytes":
+        raw["files"][0]["bytes"] = value
+    else:
+        raw[field] = value
+    with pytest.raises(ManifestError, match=field):
+        Manifest.from_json(json.dumps(raw))
+
