@@ -42,14 +42,14 @@ from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
 from pipelines.common.shipped import bm25_in_index_order, positives_in_index_order
 from pipelines.lifecycle import STAGING_PREFIX, gc, gc_staging, prune, rollback
+from serving.arguments import location_argument, name_argument, snapshot_argument
 from serving.bm25 import save_bm25
 from serving.conversation.ask import Conversation
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, EncoderConfig, model_file
-from serving.errors import name_argument
 from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, describe_folder
-from serving.shards import ShardedIndex
 from serving.prior import save_positives
+from serving.shards import ShardedIndex
 from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR, PRIOR_DIR
 from serving.store import BadPointer, Pointer, PointerConflict, Store
 
@@ -281,10 +281,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="semrec publish" + ("" if command == "publish" else f" {command}"),
                                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", required=True, type=name_argument)
-    parser.add_argument("--root", help="fsspec URL of the published tree (default: params publish.root)")
+    parser.add_argument("--root", type=location_argument,
+                        help="fsspec URL of the published tree (default: params publish.root)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     if command == "rollback":
-        parser.add_argument("--to", required=True, type=name_argument, help="the snapshot id LATEST should point to")
+        parser.add_argument("--to", required=True, type=snapshot_argument,
+                            help="the snapshot id LATEST should point to")
     elif command == "gc":
         parser.add_argument("--grace-hours", type=hours_argument, help="only debris older than this (default: "
                             "params publish.gc_grace_hours)")
