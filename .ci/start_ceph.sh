@@ -11,6 +11,14 @@
 # Ceph 16.2 (Debian 12) conditional puts, measured by check_ceph.py: If-None-Match: * is honoured;
 # If-Match only matches the ETag WITHOUT its quotes (the quoted form S3 returns gives 412), and under
 # heavy contention the gateway may answer 500 instead of 412: treat 500 as retryable.
+#
+# On a loaded machine starts used to fail: a client or the OSD sent a command to the mon before it had the
+# monmap, so the command carried fsid 0 and the mon refused it ('wrong fsid'; the OSD then exits). Every
+# client and the OSD now read the monmap file (which has the fsid) instead of building one from `mon host`;
+# this script, not the OSD, puts the OSD in the CRUSH map; the fsid mkfs wrote is checked; mon commands and
+# OSD starts (mkfs + start, the daemon watched while we wait) are retried; and the script is done only
+# once an S3 request signed with the test user's key succeeds.
+# Proof: .ci/ceph_start_loop.sh (20 starts in a row with every core busy).
 set -Eeuo pipefail
 
 ENV_FILE=${1:-.ci/ceph.env}
@@ -40,9 +48,57 @@ write_env() {
 
 s3_up() { curl -s -o /dev/null --max-time 2 "$1"; }   # any HTTP answer counts
 
+s3_ready() {   # ListBuckets signed (AWS signature v2) with the test user's key: the user exists and is served
+    local date signature
+    date=$(date -u '+%a, %d %b %Y %H:%M:%S GMT')
+    signature=$(printf 'GET\n\n\n%s\n/' "$date" | openssl dgst -sha1 -hmac "$SECRET_KEY" -binary | base64)
+    curl -sf -o /dev/null --max-time 5 -H "Date: $date" -H "Authorization: AWS $ACCESS_KEY:$signature" "$1/"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 osd_up() { "${CEPH[@]}" osd dump | grep -q '^osd.0 up'; }
+
+osd_alive() {   # false once ceph-osd has written its pid file and exited
+    local pidf=$WORK/run/osd.0.pid
+    [[ ! -f $pidf ]] || kill -0 "$(cat "$pidf")" 2>/dev/null
+}
+
+kill_osd() {
+    local pidf=$WORK/run/osd.0.pid
+    [[ -f $pidf ]] && kill -9 "$(cat "$pidf")" 2>/dev/null
+    rm -f "$pidf"
+}
+
+# start_osd: mkfs + start osd.0; prints why and fails when mkfs wrote the wrong fsid, or the daemon died
+# or was not up within 60 s
+start_osd() {
+    kill_osd
+    rm -rf "$WORK/osd/0" && mkdir -p "$WORK/osd/0"
+    ceph-osd --conf "$CONF" -i 0 --mkfs --osd-uuid "$OSD_UUID" &>>"$WORK/log/osd-mkfs.out" \
+        || { echo "mkfs failed"; return 1; }
+    local wrote; wrote=$(cat "$WORK/osd/0/ceph_fsid" 2>/dev/null || true)
+    [[ $wrote == "$FSID" ]] || { echo "mkfs wrote cluster fsid '$wrote', not $FSID"; return 1; }
+    ceph-osd --conf "$CONF" -i 0 &>>"$WORK/log/osd.0.out" || { echo "ceph-osd failed to start"; return 1; }
+    for _ in $(seq 60); do
+        osd_up && return 0
+        osd_alive || { echo "ceph-osd exited before osd.0 was up"; return 1; }
+        sleep 1
+    done
+    echo "osd.0 not up after 60 s"
+    return 1
+}
+
+# retry TRIES CMD... : run CMD until it succeeds, at most TRIES times, a second apart
+retry() {
+    local tries=$1; shift
+    for i in $(seq "$tries"); do
+        "$@" && return 0
+        echo "# retry $i: $*" >&2
+        sleep 1
+    done
+    return 1
+}
 
 # wait_for DESCRIPTION SECONDS CMD... : retry CMD once a second
 wait_for() {
@@ -60,11 +116,12 @@ if [[ -f $WORK/endpoint ]] && s3_up "$(cat "$WORK/endpoint")"; then
 fi
 
 # --- install (needs root or sudo) ---------------------------------------------------
-if ! command -v ceph-mon >/dev/null || ! command -v ceph-osd >/dev/null || ! command -v radosgw >/dev/null; then
+if ! command -v ceph-mon >/dev/null || ! command -v ceph-osd >/dev/null || ! command -v radosgw >/dev/null \
+    || ! command -v openssl >/dev/null; then
     SUDO=""; [[ $(id -u) == 0 ]] || SUDO=sudo
     echo "# installing ceph packages" >&2
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends openssl \
         ceph-mon ceph-osd radosgw ceph-common curl uuid-runtime >/dev/null
 fi
 
@@ -102,6 +159,9 @@ mon warn on pool no redundancy = false
 mon data avail warn = 1
 mon data avail crit = 0
 
+[client]
+monmap = $WORK/monmap   # has the fsid: see the top of this script
+
 [mon]
 mon data = $WORK/mon/\$id
 mon initial members = a
@@ -110,6 +170,10 @@ mon initial members = a
 osd data = $WORK/osd/\$id
 osd objectstore = memstore
 memstore device bytes = $OSD_BYTES
+monmap = $WORK/monmap
+# placed in the CRUSH map by this script: at boot the OSD's own request can race its first monmap
+osd crush update on start = false
+osd class update on start = false
 
 [client.rgw.a]
 rgw data = $WORK/rgw
@@ -128,18 +192,22 @@ wait_for "ceph-mon" 30 "${CEPH[@]}" mon stat
 
 # --- OSD (memstore) -----------------------------------------------------------------
 OSD_UUID=$(uuidgen)
-OSD_ID=$("${CEPH[@]}" osd new "$OSD_UUID")
+OSD_ID=$(retry 5 "${CEPH[@]}" osd new "$OSD_UUID")   # the same uuid gets the same id: safe to repeat
 [[ $OSD_ID == 0 ]] || die "unexpected OSD id '$OSD_ID'"
-ceph-osd --conf "$CONF" -i 0 --mkfs --osd-uuid "$OSD_UUID" &>"$WORK/log/osd-mkfs.out"
-ceph-osd --conf "$CONF" -i 0 &>"$WORK/log/osd.0.out"   # adds itself to the CRUSH map on boot
-wait_for "osd.0 up" 60 osd_up
+retry 5 "${CEPH[@]}" osd crush add osd.0 1.0 root=default >/dev/null
+for attempt in 1 2 3 4 5; do
+    why=$(start_osd) && break
+    (( attempt < 5 )) || die "osd.0: $why (5 attempts)"
+    echo "# retry $attempt: osd.0: $why" >&2
+done
 
 # --- radosgw + S3 user --------------------------------------------------------------
 radosgw --conf "$CONF" -n client.rgw.a &>"$WORK/log/rgw.out"   # creates its pools on first start
 ENDPOINT=http://127.0.0.1:$RGW_PORT
 wait_for "radosgw on $ENDPOINT" 90 s3_up "$ENDPOINT"
-radosgw-admin --conf "$CONF" user create --uid semrec-test --display-name "semrec test" \
+retry 5 radosgw-admin --conf "$CONF" user create --uid semrec-test --display-name "semrec test" \
     --access-key "$ACCESS_KEY" --secret-key "$SECRET_KEY" >/dev/null
+wait_for "a signed S3 request to $ENDPOINT" 60 s3_ready "$ENDPOINT"
 echo "$ENDPOINT" >"$WORK/endpoint"
 
 mkdir -p "$(dirname "$ENV_FILE")"

@@ -1,7 +1,8 @@
 """`semrec` command: one subcommand per stage, each implemented by a module's `main(argv)`.
 
 Modules are imported only when their subcommand runs, so `semrec query` never loads torch or Beam.
-An expected failure (serving.errors) ends in one line on stderr and its exit code, not a traceback.
+Every failure ends in one line on stderr: an expected one (serving.errors) with its exit code, anything
+else with exit 1 and its traceback only at `--log-level debug`.
 """
 
 from __future__ import annotations
@@ -94,12 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return module.main(args.rest) or 0
-    except Exception as err:  # an expected failure is one line and its exit code; anything else is a bug
-        from serving.errors import exit_code, one_line
+    except Exception as err:  # the one error boundary of every command
+        from serving.errors import UNEXPECTED, exit_code, one_line
 
         code = exit_code(err)
         if code is None:
-            raise
+            logging.getLogger("semrec").debug("%s failed", args.command, exc_info=err)
+            code = UNEXPECTED
         print(one_line(args.command, err, code), file=sys.stderr)
         return code
 

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from serving.arguments import add_reader_arguments
 from serving.dashboard import SnapshotSystem, System, snapshot_systems
 from serving.hits import Hit, hits_from
-from serving.reader import Reader, add_arguments
+from serving.reader import Reader
 
 log = logging.getLogger("semrec.demo")
 
@@ -75,7 +76,7 @@ def demo_systems(reader: Reader, pytorch: System) -> dict[str, System]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, "a snapshot id, or 'latest' (read once: no polling)")
+    add_reader_arguments(parser, "a snapshot id, or 'latest' (read once: no polling)")
     parser.add_argument("--compare-pytorch", required=True, type=Path, metavar="MODEL",
                         help="a sentence-transformers folder, e.g. models/movies/finetuned")
     parser.add_argument("--documents", type=Path,

@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -41,16 +42,16 @@ from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
 from pipelines.common.shipped import bm25_in_index_order, positives_in_index_order
 from pipelines.lifecycle import STAGING_PREFIX, gc, gc_staging, prune, rollback
+from serving.arguments import location_argument, name_argument, snapshot_argument
 from serving.bm25 import save_bm25
 from serving.conversation.ask import Conversation
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, EncoderConfig, model_file
-from serving.errors import name_argument
 from serving.fusion import Fusion
 from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, describe_folder
-from serving.shards import ShardedIndex
 from serving.prior import save_positives
+from serving.shards import ShardedIndex
 from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR, PRIOR_DIR
-from serving.store import Pointer, PointerConflict, Store
+from serving.store import BadPointer, Pointer, PointerConflict, Store
 
 log = logging.getLogger("semrec.publish")
 
@@ -133,26 +134,43 @@ def upload(store: Store, folder: Path, manifest: Manifest) -> None:
     for entry in tqdm(manifest.files, desc=f"upload {snapshot_id}", unit="file", disable=None):
         store.put_file(folder / entry.path, catalog, snapshot_id, entry.path)
     store.make_durable(catalog, snapshot_id)
-    store.put_file(folder / MANIFEST_NAME, catalog, snapshot_id, MANIFEST_NAME)
+    # whole or not at all: a publisher killed while copying it must not leave an empty manifest that looks complete
+    store.put_bytes((folder / MANIFEST_NAME).read_bytes(), catalog, snapshot_id, MANIFEST_NAME)
     store.make_durable(catalog, snapshot_id, MANIFEST_NAME)
 
 
-def live_metrics(store: Store, catalog: str, live: Pointer | None) -> dict[str, Any] | None:
-    return None if live is None else json.loads(store.read(catalog, live.snapshot_id, METRICS_NAME))
+def live_metrics(store: Store, catalog: str, live: Pointer) -> dict[str, Any]:
+    """The live snapshot's metrics.json; GateRefused when it cannot be read (the gate has nothing to compare)."""
+    try:
+        return json.loads(store.read(catalog, live.snapshot_id, METRICS_NAME))
+    except (FileNotFoundError, ValueError) as err:
+        raise GateRefused(f"cannot read the live snapshot {live.snapshot_id}'s {METRICS_NAME} ({err}), so the quality "
+                          "gate has nothing to compare with: roll back, or use --force to publish anyway") from None
+
+
+def live_pointer(store: Store, catalog: str, force: bool) -> Pointer | None:
+    """LATEST as read before the upload; with --force also one that names no snapshot (the swap replaces it)."""
+    try:
+        return store.latest(catalog)
+    except BadPointer as err:
+        if not force or err.pointer is None:
+            raise
+        log.warning("%s: replacing it (--force)", err)
+        return err.pointer
 
 
 def publish_folder(store: Store, folder: Path, manifest: Manifest, gate: Gate, force: bool) -> dict[str, Any]:
-    """Gate against the live snapshot, upload, and swap LATEST from the live snapshot we gated against."""
+    """Gate against the live snapshot (never read with --force), upload, and swap LATEST from the live pointer
+    read before the upload."""
     catalog = manifest.catalog
-    live = store.latest(catalog)
+    live = live_pointer(store, catalog, force)
     new_metrics = json.loads((folder / METRICS_NAME).read_text(encoding="utf-8"))
-    try:
-        figures = gate.check(new_metrics, live_metrics(store, catalog, live), live and live.snapshot_id)
-    except GateRefused:
-        if not force:
-            raise
-        log.warning("quality gate overridden by --force")
-        figures = {"metric": "/".join(gate.metric), "forced": True}
+    if force:
+        log.warning("quality gate skipped: --force")
+        figures = {"metric": "/".join(gate.metric), "new": gate.value(new_metrics, "new metrics"), "forced": True}
+    else:
+        live_values = None if live is None else live_metrics(store, catalog, live)
+        figures = gate.check(new_metrics, live_values, live and live.snapshot_id)
     upload(store, folder, manifest)
     store.swap_latest(catalog, manifest.snapshot_id, live)  # PointerConflict: another publisher won
     log.info("published %s/%s/%s", store.url, catalog, manifest.snapshot_id)
@@ -247,18 +265,31 @@ def housekeeping(store: Store, catalog: str, params: dict[str, Any]) -> dict[str
         return {"housekeeping_error": f"{type(err).__name__}: {err}"}
 
 
+def hours_argument(value: str) -> float:
+    """argparse `type=` for --grace-hours: a finite number >= 0 (NaN would make every age comparison false)."""
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = math.nan
+    if not (math.isfinite(hours) and hours >= 0):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number of hours >= 0")
+    return hours
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     command = argv[0] if argv[:1] in (["rollback"], ["gc"]) else "publish"
     parser = argparse.ArgumentParser(prog="semrec publish" + ("" if command == "publish" else f" {command}"),
                                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", required=True, type=name_argument)
-    parser.add_argument("--root", help="fsspec URL of the published tree (default: params publish.root)")
+    parser.add_argument("--root", type=location_argument,
+                        help="fsspec URL of the published tree (default: params publish.root)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     if command == "rollback":
-        parser.add_argument("--to", required=True, type=name_argument, help="the snapshot id LATEST should point to")
+        parser.add_argument("--to", required=True, type=snapshot_argument,
+                            help="the snapshot id LATEST should point to")
     elif command == "gc":
-        parser.add_argument("--grace-hours", type=float, help="only debris older than this (default: params "
-                            "publish.gc_grace_hours)")
+        parser.add_argument("--grace-hours", type=hours_argument, help="only debris older than this (default: "
+                            "params publish.gc_grace_hours)")
     else:
         parser.add_argument("--index", type=Path, required=True, help="the index stage's folder")
         parser.add_argument("--models", type=Path,

@@ -13,12 +13,13 @@ import argparse
 import json
 import sys
 
+from serving.arguments import add_reader_arguments, k_argument, text_argument
 from serving.cli import format_hit
 from serving.conversation.ask import Answer
 from serving.conversation.extraction import FIELDS
 from serving.http_ask import answer_json
-from serving.limits import MAX_K, MAX_TEXT_CHARS
-from serving.reader import Reader, add_arguments
+from serving.limits import MAX_K
+from serving.reader import Reader
 
 NO_INTENT = 3
 
@@ -38,15 +39,11 @@ def format_answer(answer: Answer) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec ask", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("text", help="what the user says")
-    parser.add_argument("--k", type=int, default=10, help=f"suggestions, 1 to {MAX_K}")
-    add_arguments(parser)
+    parser.add_argument("text", type=text_argument, help="what the user says")
+    parser.add_argument("--k", type=k_argument, default=10, help=f"suggestions, 1 to {MAX_K}")
+    add_reader_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the answer as JSON (the POST /ask body)")
     args = parser.parse_args(argv)
-    if not 1 <= args.k <= MAX_K:
-        parser.error(f"--k must be between 1 and {MAX_K}")
-    if not args.text.strip() or len(args.text) > MAX_TEXT_CHARS:
-        parser.error(f"the text must be 1 to {MAX_TEXT_CHARS} characters")
     reader = Reader.open(args.root, args.catalog, args.version, args.cache)
     snapshot = reader.snapshot
     if snapshot.conversation is None:

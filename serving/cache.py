@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Literal, Self, get_args
 
-from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, verify_file
-from serving.store import Store, is_snapshot_name
+from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name, is_snapshot_name, verify_file
+from serving.store import Store
 
 log = logging.getLogger("semrec.cache")
 

@@ -12,11 +12,13 @@ import json
 import sys
 from typing import Any
 
+from serving.arguments import add_reader_arguments, k_argument, text_argument
 from serving.cache import VERIFY_MODES
-from serving.errors import NotFound, name_argument
+from serving.errors import NotFound
 from serving.filters import FilterError, Filters
 from serving.hits import Hit
-from serving.reader import LATEST, Reader
+from serving.limits import MAX_K
+from serving.reader import Reader
 from serving.snapshot import MODES
 
 LIST_FILTERS = {"categories"}
@@ -50,13 +52,10 @@ def format_hit(rank: int, hit: Hit) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semrec query", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("text", nargs="?", help="what the user is looking for")
+    parser.add_argument("text", nargs="?", type=text_argument, help="what the user is looking for")
     parser.add_argument("--similar-to", metavar="ITEM_ID", help="items like this one instead of a text query")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--root", default="published", help="fsspec URL of the published tree")
-    parser.add_argument("--catalog", required=True, type=name_argument)
-    parser.add_argument("--version", default=LATEST, type=name_argument, help="a snapshot id, or 'latest'")
-    parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
+    parser.add_argument("--k", type=k_argument, default=10, help=f"results, 1 to {MAX_K}")
+    add_reader_arguments(parser)
     parser.add_argument("--verify", choices=VERIFY_MODES, default="size",
                         help="how a snapshot already cached is checked on open (sha256: re-hash every file)")
     parser.add_argument("--mode", choices=MODES, help="dense, hybrid or rrf (default: the snapshot's fusion, chosen "
@@ -67,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.text is None) == (args.similar_to is None):
         parser.error("give a query text or --similar-to ITEM_ID (not both)")
-    if args.k < 1:
-        parser.error("--k must be >= 1")
     try:
         filters = parse_filters(args.filter)
     except FilterError as err:

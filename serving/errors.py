@@ -1,30 +1,31 @@
 """Expected failures and the `semrec` exit code of each: the CLI prints one line saying what to do.
 
     1 refused              a check refused the result (Refused); nothing already written changed
-    2 usage                bad option, filter or params.yaml value (argparse, FilterError, UsageError)
+    2 usage                bad option, filter, request bound or params.yaml value (argparse, FilterError,
+                           LimitError, UsageError)
     3 not found            nothing published, no such snapshot, no such item or file
-    4 verification failed  a manifest or a file does not match its checksum, or is unsafe
+    4 verification failed  a manifest or a file does not match its checksum, is unsafe or does not load;
+                           LATEST names no snapshot
     5 storage              the store cannot be reached, or refuses our credentials
 
-Anything else is a bug and keeps its traceback.
+Anything else is a bug: one line too, exit 1, and its traceback at `--log-level debug`.
 """
 
 from __future__ import annotations
 
-import argparse
-
 from serving.filters import FilterError
-from serving.manifest import ManifestError, check_name
+from serving.limits import LimitError
+from serving.manifest import ManifestError
 
-REFUSED, USAGE, NOT_FOUND, VERIFICATION_FAILED, STORAGE = 1, 2, 3, 4, 5
+UNEXPECTED, USAGE, NOT_FOUND, VERIFICATION_FAILED, STORAGE = 1, 2, 3, 4, 5
+REFUSED = UNEXPECTED  # a refusal and a bug both exit 1; the hint tells them apart
 REFUSED_HINT = "nothing already written was changed"
 
 _HINTS = {
-    REFUSED: REFUSED_HINT,
+    UNEXPECTED: "unexpected: run with --log-level debug for the traceback",
     USAGE: "fix the option or params.yaml key named (`semrec <command> --help` lists the options)",
     NOT_FOUND: "check --root, --catalog and the id, or publish first (`semrec publish`)",
-    VERIFICATION_FAILED: "the published files do not match their manifest: republish, or roll back "
-                         "(`semrec publish rollback --to <snapshot_id>`)",
+    VERIFICATION_FAILED: "republish, or roll back (`semrec publish rollback --to <snapshot_id>`)",
     STORAGE: "check --root, AWS_ENDPOINT_URL and the AWS credentials (AWS_ACCESS_KEY_ID and "
              "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)",
 }
@@ -47,7 +48,7 @@ class NotFound(LookupError):
 
 def exit_code(err: BaseException) -> int | None:
     """The exit code of an expected failure; None for anything else (a bug)."""
-    if isinstance(err, (FilterError, UsageError)):
+    if isinstance(err, (FilterError, LimitError, UsageError)):
         return USAGE
     if isinstance(err, Refused):
         return REFUSED
@@ -62,14 +63,8 @@ def exit_code(err: BaseException) -> int | None:
 
 
 def one_line(command: str, err: BaseException, code: int) -> str:
-    """`semrec <command>: <what went wrong>; <what to do>`, on a single line."""
-    what = " ".join(str(err).split()) or type(err).__name__
-    return f"semrec {command}: {what}; {_HINTS[code]}"
-
-
-def name_argument(value: str) -> str:
-    """argparse `type=` for a catalog or snapshot id: an unsafe name is a usage error."""
-    try:
-        return check_name(value, "name")
-    except ManifestError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    """`semrec <command>: <what went wrong>; <what to do>`, on a single line (a bug also names its type)."""
+    what = " ".join(str(err).split())
+    refused = isinstance(err, Refused)
+    what = f"{type(err).__name__}: {what}" if code == UNEXPECTED and not refused or not what else what
+    return f"semrec {command}: {what}; {REFUSED_HINT if refused else _HINTS[code]}"

@@ -26,10 +26,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from serving.arguments import add_reader_arguments
 from serving.cache import VERIFY_MODES
 from serving.dashboard import System, add_compare_arguments, add_dashboard, compared, snapshot_systems
-from serving.errors import name_argument
 from serving.filters import FilterError
+from serving.http_ask import ask_routes
 from serving.http_models import (
     MAX_BODY_BYTES,
     MAX_K,
@@ -42,8 +43,7 @@ from serving.http_models import (
     SimilarQuery,
     SnapshotInfo,
 )
-from serving.http_ask import ask_routes
-from serving.reader import LATEST, Reader
+from serving.reader import Reader
 
 __all__ = ["MAX_K", "MAX_TEXT_CHARS", "create_app", "main"]
 
@@ -140,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="semrec serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="published", help="fsspec URL of the published tree")
-    parser.add_argument("--catalog", required=True, type=name_argument)
-    parser.add_argument("--version", default=LATEST, type=name_argument,
-                        help="a snapshot id, or 'latest' to follow LATEST")
-    parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
+    add_reader_arguments(parser, "a snapshot id, or 'latest' to follow LATEST")
     parser.add_argument("--verify", choices=VERIFY_MODES, default="size",
                         help="how a snapshot already cached is checked on open (sha256: re-hash every file)")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="check LATEST this often (0: never)")

@@ -18,14 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving.conversation.ask import Answer
 from serving.conversation.extraction import Intent
 from serving.hits import Hit
-from serving.limits import MAX_K, MAX_TEXT_CHARS
+from serving.http_models import K, RequestText
 from serving.reader import Reader
 
 
 class AskBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="what the user says")
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: RequestText = Field(description="what the user says")
+    k: K = 10
 
 
 class Request(BaseModel):

@@ -2,20 +2,25 @@
 
 Every bound here is in the OpenAPI schema, and the filter bounds are serving.filters' own, so the
 reader refuses the same values when called as a library. Bad input is a 400 naming the field.
+JSON bodies are strict, as the library is: no boolean or string is read as a number (`"k": true`,
+`"k": "3"`); query strings (GET) are text, so their numbers are parsed.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from serving.filters import MAX_CATEGORIES, PRICE_RANGE, YEAR_RANGE, Filters
 from serving.filters import MAX_TEXT_CHARS as MAX_FILTER_CHARS
 from serving.hits import Hit
-from serving.limits import MAX_K, MAX_TEXT_CHARS
+from serving.limits import MAX_K, MAX_TEXT_CHARS, check_text
 
 MAX_BODY_BYTES = 64 * 1024  # a request body at every limit above is under 20 KB
+
+RequestText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(check_text)]
+K = Annotated[int, Field(ge=1, le=MAX_K)]
 
 FilterText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FILTER_CHARS)]
 Year = Annotated[int, Field(ge=YEAR_RANGE[0], le=YEAR_RANGE[1])]
@@ -25,7 +30,7 @@ Price = Annotated[float, Field(ge=PRICE_RANGE[0], le=PRICE_RANGE[1], allow_inf_n
 class FilterModel(BaseModel):
     """Hard filters: an item must pass all that are given. An unknown field is a 400."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     creator: FilterText | None = Field(default=None, description="exact director, brand or store")
     categories: list[FilterText] | None = Field(default=None, min_length=1, max_length=MAX_CATEGORIES,
                                                 description="the item has at least one of these")
@@ -40,9 +45,9 @@ class FilterModel(BaseModel):
 
 
 class SearchBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: RequestText
+    k: K = 10
     mode: Literal["dense", "hybrid", "rrf"] | None = Field(default=None, description=(
         "dense, hybrid or rrf; absent: the snapshot's fusion, chosen on validation when it was published"))
     filters: FilterModel | None = None
@@ -51,7 +56,8 @@ class SearchBody(BaseModel):
 class SimilarQuery(FilterModel):
     """`GET /items/{id}/similar` query: k and the same filters as /search (`categories` repeats)."""
 
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    model_config = ConfigDict(extra="forbid", strict=False)  # a query string's values are all text
+    k: K = 10
 
 
 class Results(BaseModel):

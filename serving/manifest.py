@@ -21,13 +21,14 @@ from serving.fusion import Fusion
 # an older reader refuses a newer format by its version, not by an unknown field.
 FORMAT_VERSION = 4
 MANIFEST_NAME = "manifest.json"
+POINTER_NAME = "LATEST"  # `<root>/<catalog>/LATEST` names the live snapshot (serving.store), so no snapshot has this id
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: `$` would let "name\n" through
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
 class ManifestError(ValueError):
-    """A manifest (or a file it lists) is malformed, unsafe or does not match its checksum."""
+    """A manifest (or a file it lists) is malformed, unsafe, does not match its checksum or does not load."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,10 @@ class Manifest:
 
     def validate(self, source: str = MANIFEST_NAME) -> None:
         check_name(self.catalog, f"{source}: catalog")
-        check_name(self.snapshot_id, f"{source}: snapshot_id")
-        if not isinstance(self.dim, int) or self.dim <= 0:
-            raise ManifestError(f"{source}: dim must be a positive integer, got {self.dim!r}")
+        check_snapshot_id(self.snapshot_id, f"{source}: snapshot_id")
+        for name in ("dim", "ef_search"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ManifestError(f"{source}: {name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.fusion, Fusion):
             raise ManifestError(f"{source}: fusion must be an object (method, bm25_weight, rrf_k, link_weight, "
                                 f"prior_weight), got {self.fusion!r}")
@@ -102,10 +104,19 @@ class Manifest:
             if entry.path in seen or entry.path == MANIFEST_NAME:
                 raise ManifestError(f"{source}: file {entry.path!r} listed twice or shadows the manifest")
             seen.add(entry.path)
-            if not isinstance(entry.bytes, int) or entry.bytes < 0:
-                raise ManifestError(f"{source}: file {entry.path!r}: bad byte size {entry.bytes!r}")
+            if not _is_int(entry.bytes) or entry.bytes < 0:
+                raise ManifestError(f"{source}: file {entry.path!r}: bytes must be an integer >= 0, "
+                                    f"got {entry.bytes!r}")
             if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256):
                 raise ManifestError(f"{source}: file {entry.path!r}: bad sha256 {entry.sha256!r}")
+
+    def missing(self, sizes: dict[str, int]) -> list[str]:
+        """The listed files that `sizes` (path -> bytes, e.g. Store.file_sizes) lacks or has at another size."""
+        return [entry.path for entry in self.files if sizes.get(entry.path) != entry.bytes]
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int  # JSON `true` is a Python bool, which isinstance(..., int) would let through
 
 
 def check_name(name: object, what: str) -> str:
@@ -113,6 +124,21 @@ def check_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
         raise ManifestError(f"{what} {name!r} is not a safe name ([A-Za-z0-9._-], no leading dot)")
     return name
+
+
+def check_snapshot_id(name: object, what: str) -> str:
+    """A safe name that is not the pointer's."""
+    if check_name(name, what) == POINTER_NAME:
+        raise ManifestError(f"{what} {name!r} is the pointer to the live snapshot, not a snapshot id")
+    return name
+
+
+def is_snapshot_name(name: str) -> bool:
+    try:
+        check_snapshot_id(name, "snapshot id")
+    except ManifestError:
+        return False
+    return True
 
 
 def check_relative_path(path: object, source: str) -> None:

@@ -14,7 +14,6 @@ lease (serving.cache) until the last query on it is done, so no reader's evictio
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import weakref
@@ -28,7 +27,7 @@ from serving.conversation.ask import Answer
 from serving.errors import NotFound
 from serving.filters import Filters
 from serving.hits import Hit
-from serving.manifest import Manifest, check_name
+from serving.manifest import Manifest, ManifestError, check_name
 from serving.snapshot import Mode, Snapshot
 from serving.store import Store
 
@@ -141,15 +140,9 @@ class Reader:
             try:
                 self.refresh()
             except Exception:  # a bad snapshot must not stop polling; the current one keeps serving
-                log.exception("refresh of %s failed; still serving %s", self.catalog, self._snapshot.snapshot_id)
-
-
-def add_arguments(parser: argparse.ArgumentParser, version_help: str = "a snapshot id, or 'latest'") -> None:
-    """--root, --catalog, --version, --cache: the options of a command that opens a Reader."""
-    parser.add_argument("--root", default="published", help="fsspec URL of the published tree")
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--version", default=LATEST, help=version_help)
-    parser.add_argument("--cache", help="local snapshot cache (default: $SEMREC_CACHE or ~/.cache/semrec)")
+                log.warning("refresh of %s failed, still serving %s: %s", self.catalog, self._snapshot.snapshot_id,
+                            self._last_error)  # one line per failure: health() counts them
+                log.debug("refresh of %s failed", self.catalog, exc_info=True)
 
 
 def _live_id(store: Store, catalog: str) -> str:
@@ -165,9 +158,22 @@ def _load(store: Store, catalog: str, snapshot_id: str, cache_dir: Path, threads
     lease = Lease(cache_dir, catalog, snapshot_id)
     try:
         folder, manifest = pull(store, catalog, snapshot_id, cache_dir, verify)
-        snapshot = Snapshot.open(folder, manifest, threads)
+        snapshot = _open(folder, manifest, threads)
     except BaseException:
         lease.release()
         raise
     weakref.finalize(snapshot, lease.release)  # after the last in-flight query on it lets go
     return snapshot
+
+
+def _open(folder: Path, manifest: Manifest, threads: int | None) -> Snapshot:
+    """Snapshot.open; ManifestError naming the snapshot when a file its manifest vouches for does not load."""
+    try:
+        return Snapshot.open(folder, manifest, threads)
+    except ManifestError:
+        raise
+    except Exception as err:  # ONNX, tokenizer, FAISS, Arrow, JSON parse errors: each library has its own
+        if isinstance(err, OSError) and err.errno is not None:
+            raise  # the disk, not the snapshot
+        raise ManifestError(f"snapshot {manifest.snapshot_id} does not load, though every file matches its "
+                            f"manifest: {type(err).__name__}: {err}") from err

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +24,18 @@ from pathlib import Path
 import fsspec
 
 from serving.errors import NotFound
-from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, check_name
+from serving.manifest import (
+    MANIFEST_NAME,
+    POINTER_NAME,
+    Manifest,
+    ManifestError,
+    check_name,
+    check_snapshot_id,
+    is_snapshot_name,
+)
 
-POINTER_NAME = "LATEST"
 _LOCAL = {"file", "local"}
+_DELETE_TRIES = 8  # each try lists afresh: a concurrent deleter has finished long before the last
 
 
 class PointerConflict(RuntimeError):
@@ -36,7 +45,16 @@ class PointerConflict(RuntimeError):
 @dataclass(frozen=True)
 class Pointer:
     snapshot_id: str
-    token: str  # what a swap must still find: the S3 ETag, or the id itself on a local folder
+    token: str  # what a swap must still find: the S3 ETag, or the file's text on a local folder
+
+
+class BadPointer(ManifestError):
+    """LATEST exists but names no snapshot. `pointer`, when LATEST is a file, is what a swap must find to
+    replace it: a rollback (or a forced publish) repairs LATEST that way."""
+
+    def __init__(self, message: str, pointer: Pointer | None):
+        super().__init__(message)
+        self.pointer = pointer
 
 
 class Store:
@@ -80,8 +98,10 @@ class Store:
     def manifest(self, catalog: str, snapshot_id: str) -> tuple[Manifest, bytes]:
         """A snapshot's parsed manifest and its raw bytes; NotFound when it has none (absent or incomplete)."""
         source = f"{self.url}/{catalog}/{snapshot_id}/{MANIFEST_NAME}"
+        if check_name(snapshot_id, "snapshot id") == POINTER_NAME:
+            raise NotFound(f"{source}: no such snapshot ({POINTER_NAME} is the pointer to the live one)")
         try:
-            raw = self.read(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id"), MANIFEST_NAME)
+            raw = self.read(check_name(catalog, "catalog"), snapshot_id, MANIFEST_NAME)
         except FileNotFoundError:
             raise NotFound(f"{source}: no such snapshot (or it is incomplete)") from None
         manifest = Manifest.from_json(raw, source)
@@ -93,11 +113,11 @@ class Store:
         """Check every file of a stored snapshot against its manifest (size, then sha256); ManifestError
         naming the first that differs or is missing."""
         manifest, _ = self.manifest(catalog, snapshot_id)
-        sizes = self.file_sizes(catalog, snapshot_id)
         where = f"{self.url}/{catalog}/{snapshot_id}"
+        missing = manifest.missing(self.file_sizes(catalog, snapshot_id))
+        if missing:
+            raise ManifestError(f"{where}: {missing[0]} is missing or not {manifest.file(missing[0]).bytes} bytes")
         for entry in manifest.files:
-            if sizes.get(entry.path) != entry.bytes:
-                raise ManifestError(f"{where}: {entry.path} is missing or not {entry.bytes} bytes")
             actual = self.sha256(catalog, snapshot_id, entry.path)
             if actual != entry.sha256:
                 raise ManifestError(f"{where}: {entry.path}: sha256 {actual} does not match the manifest's "
@@ -122,6 +142,10 @@ class Store:
         found = self._files_under(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id"))
         return {name: int(info["size"]) for name, info in found.items()}
 
+    def modified(self, catalog: str) -> dict[str, float]:
+        """Every file under `<root>/<catalog>/`, by path relative to it, with its modification time (epoch s)."""
+        return {name: _modified(info) for name, info in self._files_under(check_name(catalog, "catalog")).items()}
+
     def _files_under(self, *parts: str) -> dict[str, dict]:
         """Every file under a folder (listed afresh), by path relative to it, with fsspec's info."""
         folder = self.path(*parts)
@@ -135,26 +159,27 @@ class Store:
         self.delete(check_name(catalog, "catalog"), check_name(snapshot_id, "snapshot id"))
 
     def delete(self, *parts: str) -> None:
-        """Delete a file or a folder tree; already gone (or going, under a concurrent delete) is success."""
+        """Delete a file or a folder tree. Already gone, or removed under our feet by a concurrent delete, is
+        success at every try; OSError if it is still there after all of them."""
         path = self.path(*parts)
-        for _ in range(3):  # a concurrent delete can remove entries under our feet: go round again
+        for attempt in range(_DELETE_TRIES):
             self.fs.invalidate_cache(path)
             try:
                 self.fs.rm(path, recursive=True)
+            except FileNotFoundError:  # another deleter took an entry first: list again, and go on
+                time.sleep(0.01 * attempt)
+            self.fs.invalidate_cache(path)
+            if not self.fs.exists(path):
                 return
-            except FileNotFoundError:
-                self.fs.invalidate_cache(path)
-                if not self.fs.exists(path):
-                    return
-        self.fs.rm(path, recursive=True)
+        raise OSError(f"{path}: still there after {_DELETE_TRIES} deletes")
 
     def entries(self, catalog: str) -> dict[str, float]:
         """Every name directly under `<root>/<catalog>/` with its newest modification time (epoch s);
         a folder's time is that of the newest file inside it."""
         newest: dict[str, float] = {}
-        for name, info in self._files_under(check_name(catalog, "catalog")).items():
+        for name, modified in self.modified(catalog).items():
             top = name.split("/", 1)[0]
-            newest[top] = max(newest.get(top, 0.0), _modified(info))
+            newest[top] = max(newest.get(top, 0.0), modified)
         return newest
 
     def make_durable(self, *parts: str) -> None:
@@ -172,21 +197,31 @@ class Store:
         _fsync(os.path.dirname(top))
 
     def latest(self, catalog: str) -> Pointer | None:
-        """The live snapshot of `catalog`, or None before the first publish."""
+        """The live snapshot of `catalog`, or None before the first publish. BadPointer when LATEST names no
+        snapshot (bytes that are not a snapshot id, or a folder)."""
         path = self.path(check_name(catalog, "catalog"), POINTER_NAME)
+        where = f"{self.url}/{catalog}/{POINTER_NAME}"
         self.fs.invalidate_cache(path)
         token = _etag(self.fs, path) if self.is_s3 else ""
         try:
             # read after the ETag: if LATEST moves in between, the stale ETag makes our swap fail (safely)
-            snapshot_id = self.fs.cat_file(path).decode("utf-8").strip()
+            raw = self.fs.cat_file(path)
         except FileNotFoundError:
             return None
-        check_name(snapshot_id, f"{self.url}/{catalog}/{POINTER_NAME}: snapshot id")
-        return Pointer(snapshot_id, token or snapshot_id)
+        except IsADirectoryError:
+            raise BadPointer(f"{where} is a folder, not the pointer file: move it away, then roll back", None) from None
+        except NotADirectoryError:
+            raise NotFound(f"{where}: {self.url}/{catalog} is not a folder") from None
+        text = raw.decode("utf-8", "surrogateescape").strip()  # any bytes: a bad pointer must still be replaceable
+        if not is_snapshot_name(text):
+            shown = raw.strip()[:80].decode("utf-8", "backslashreplace")
+            raise BadPointer(f"{where}: snapshot id {shown!r} names no snapshot; `semrec publish rollback --to "
+                             "<snapshot_id>` replaces it", Pointer(shown, token or text))
+        return Pointer(text, token or text)
 
     def swap_latest(self, catalog: str, snapshot_id: str, expected: Pointer | None) -> None:
         """Point LATEST at `snapshot_id` iff it still is `expected` (None: iff it does not exist yet)."""
-        check_name(snapshot_id, "snapshot id")
+        check_snapshot_id(snapshot_id, "snapshot id")
         path = self.path(check_name(catalog, "catalog"), POINTER_NAME)
         data = (snapshot_id + "\n").encode("utf-8")
         if self.is_local:
@@ -198,14 +233,6 @@ class Store:
                              "(supported: a local folder, s3://)")
 
 
-def is_snapshot_name(name: str) -> bool:
-    try:
-        check_name(name, "snapshot id")
-    except ManifestError:
-        return False
-    return name != POINTER_NAME
-
-
 def _conflict(path: str, expected: Pointer | None) -> PointerConflict:
     was = expected.snapshot_id if expected else "absent"
     return PointerConflict(f"{path} changed since it was read (expected {was}): another publisher won")
@@ -215,8 +242,8 @@ def _swap_local(path: Path, data: bytes, expected: Pointer | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f".{POINTER_NAME}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        current = path.read_text(encoding="utf-8").strip() if path.exists() else None
-        if current != (expected.snapshot_id if expected else None):
+        current = path.read_bytes().decode("utf-8", "surrogateescape").strip() if path.exists() else None
+        if current != (expected.token if expected else None):
             raise _conflict(str(path), expected)
         _write_whole(path, data)
 

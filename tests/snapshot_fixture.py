@@ -92,19 +92,21 @@ def write_encoder(folder: Path) -> Path:
     return folder
 
 
-def items_table() -> pa.Table:
-    columns = list(zip(*ITEMS))
+def items_table(items: list[tuple] = ITEMS) -> pa.Table:
+    columns = list(zip(*items))
     return pa.table({"item_id": columns[0], "title": columns[1], "creator": columns[2],
                      "categories": pa.array(columns[3], pa.list_(pa.string())),
                      "year": pa.array(columns[4], pa.int32()), "price": pa.array(columns[5], pa.float64()),
-                     "url": [None] * len(ITEMS), "attributes": ['{"material": "cloth"}'] * len(ITEMS),
+                     "url": [None] * len(items), "attributes": ['{"material": "cloth"}'] * len(items),
                      "document": columns[6]})
 
 
-def write_inputs(root: Path, recall_at_10: float = 0.5, n_shards: int = 2) -> dict[str, Path]:
-    """Everything `semrec publish` reads, for the tiny catalog: paths by CLI option name."""
+def write_inputs(root: Path, recall_at_10: float = 0.5, n_shards: int = 2,
+                 rows: list[tuple] = ITEMS) -> dict[str, Path]:
+    """Everything `semrec publish` reads, for the tiny catalog (or other rows shaped like ITEMS): paths by CLI
+    option name."""
     encoder = write_encoder(root / "encoder")
-    items = items_table()
+    items = items_table(rows)
     vectors = Encoder.load(encoder).encode(items.column("document").to_pylist())
     index = root / "index"
     entries = [write_shard(index, s, vectors[rows], items.take(rows), m=8, ef_construction=40)

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from serving.dashboard import SnapshotSystem, add_compare_arguments, compared, snapshot_systems
 from serving.http import create_app
 from serving.limits import MAX_K
-from serving.reader import Reader, add_arguments
+from serving.arguments import add_reader_arguments
+from serving.reader import Reader
 from serving.snapshot import MODES
 
 
@@ -76,7 +77,7 @@ def test_a_second_snapshot_joins_as_the_candidate(fixture_inputs, tmp_path):
     old = Reader.open(root, "fashion", cache_dir=tmp_path / "cache").manifest.snapshot_id
     assert publish_tiny(fixture_inputs, root, recall=0.6) == 0
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_reader_arguments(parser)
     add_compare_arguments(parser)
     args = parser.parse_args(["--root", root, "--catalog", "fashion", "--cache", str(tmp_path / "cache"),
                               "--compare-version", old])

@@ -152,3 +152,26 @@ def test_healthz_turns_503_after_failed_refreshes_in_a_row_naming_the_error(fixt
     assert reader.refresh() is False
     assert client.get("/healthz").json() == {"status": "ok", "snapshot_id": reader.manifest.snapshot_id,
                                              "failed_refreshes": 0, "last_error": None}
+
+
+@pytest.mark.parametrize("path, body, complaint", [
+    ("/search", {"text": "red", "k": True}, "k"),
+    ("/search", {"text": "red", "k": "3"}, "k"),
+    ("/search", {"text": "red", "k": 3.0}, "k"),
+    ("/search", {"text": "red", "filters": {"year_min": True}}, "filters/year_min"),
+    ("/search", {"text": "red", "filters": {"year_min": "2000"}}, "filters/year_min"),
+    ("/search", {"text": "red", "filters": {"price_max": False}}, "filters/price_max"),
+    ("/search", {"text": "red", "filters": {"price_max": "100"}}, "filters/price_max"),
+    ("/search", {"text": "red", "filters": {"creator": 7}}, "filters/creator"),
+    ("/ask", {"text": "red", "k": True}, "k"),
+    ("/ask", {"text": "red", "k": "3"}, "k"),
+])
+def test_json_numbers_are_taken_strictly_as_the_library_takes_them(client, path, body, complaint):
+    response = client.post(path, json=body)
+    assert response.status_code == 400 and complaint in str(response.json()["detail"]), response.text
+
+
+def test_strict_bodies_still_take_an_integer_price_and_query_strings_still_take_numbers(client):
+    assert client.post("/search", json={"text": "red", "filters": {"price_max": 100}}).status_code == 200
+    query = {"k": "2", "year_min": "2000", "price_max": "150.5"}
+    assert client.get("/items/i01/similar", params=query).status_code == 200

@@ -19,7 +19,7 @@ from snapshot_fixture import publish_tiny
 from pipelines import lifecycle
 from pipelines.cli import main as semrec
 from serving.cache import pull
-from serving.manifest import check_name
+from serving.manifest import MANIFEST_NAME, check_name
 from serving.store import PointerConflict, Store
 
 TESTS = Path(__file__).parent
@@ -290,3 +290,227 @@ def test_publishers_killed_at_random_points_never_break_latest(fixture_inputs, t
     lifecycle.gc_staging(grace_s=0, parent=staging)
     assert set(store.entries("fashion")) <= {*store.snapshots("fashion"), "LATEST", ".LATEST.lock"}
     assert list(staging.glob(f"{lifecycle.STAGING_PREFIX}*")) == []
+
+
+# --- 10. three parties: two prunes, or a prune and a gc, racing a rollback ------------------------------------
+
+def assert_complete_or_gone(root: str, snapshot_id: str) -> None:
+    """A snapshot listed as complete verifies: no manifest stands over missing files."""
+    store = Store(root)
+    if snapshot_id in store.snapshots("fashion"):
+        store.verify("fashion", snapshot_id)
+
+
+def run_parties(parties: dict[str, object]) -> dict[str, object]:
+    """Run each named callable in its own thread (named after it); returns what each raised (None: nothing)."""
+    outcome: dict[str, object] = {}
+    threads = [threading.Thread(target=lambda n=n, f=f: outcome.__setitem__(n, _try(f)), name=n)
+               for n, f in parties.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a party is stuck"
+    return outcome
+
+
+def in_party(name: str) -> bool:
+    return threading.current_thread().name == name
+
+
+def test_two_prunes_and_a_rollback_never_leave_latest_on_a_gutted_snapshot(fixture_inputs, root, monkeypatch):
+    """Both prunes read a's manifest; the rollback verifies a; the first prune deletes a; the rollback swaps;
+    the second prune, seeing a live, would put the manifest back; only then does the rollback check."""
+    a, _, c = publish_n(fixture_inputs, root, 3)
+    both_read = threading.Barrier(3, timeout=30)  # the two prunes and the rollback
+    verified, first_done, swapped, second_done = (threading.Event() for _ in range(4))
+    read, verify, swap = Store.read, Store.verify, Store.swap_latest
+    seen: set[str] = set()
+
+    def reading(self, *parts):
+        data = read(self, *parts)
+        name = threading.current_thread().name
+        if parts == ("fashion", a, MANIFEST_NAME) and name.startswith("prune") and name not in seen:
+            seen.add(name)
+            both_read.wait()
+            assert (verified if name == "prune-1" else swapped).wait(30)  # prune-2 will find a live
+        return data
+
+    def verifying(self, catalog, snapshot_id):
+        first = in_party("rollback") and not verified.is_set()
+        if first:
+            both_read.wait()
+        try:
+            return verify(self, catalog, snapshot_id)
+        finally:
+            if first:
+                verified.set()
+
+    def swapping(self, catalog, snapshot_id, expected):
+        if not (in_party("rollback") and snapshot_id == a):
+            return swap(self, catalog, snapshot_id, expected)
+        assert first_done.wait(30)  # prune-1 has deleted a
+        swap(self, catalog, snapshot_id, expected)
+        swapped.set()
+        assert second_done.wait(30)  # the rollback's own after-swap check runs only now
+        return None
+
+    def prune(done: threading.Event):
+        def run():
+            try:
+                lifecycle.prune(Store(root), "fashion", keep=1)
+            finally:
+                done.set()
+        return run
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "read", reading)
+        patched.setattr(Store, "verify", verifying)
+        patched.setattr(Store, "swap_latest", swapping)
+        outcome = run_parties({"prune-1": prune(first_done), "prune-2": prune(second_done),
+                               "rollback": lambda: lifecycle.rollback(Store(root), "fashion", a)})
+    assert outcome["prune-1"] is None and outcome["prune-2"] is None, outcome
+    live = assert_latest_verifies(root)
+    assert (live, type(outcome["rollback"])) in {(a, type(None)), (c, PointerConflict)}, (live, outcome)
+    assert_complete_or_gone(root, a)
+
+
+def test_a_prune_a_gc_and_a_rollback_never_leave_latest_on_a_gutted_snapshot(fixture_inputs, root, monkeypatch):
+    """The prune hides a; another publisher's gc finds a without a manifest (its files are old) and deletes it;
+    the rollback, which verified a before, swaps; the prune finds a live and would put its manifest back."""
+    a, _, c = publish_n(fixture_inputs, root, 3)
+    store = Store(root)
+    old = time.time() - 48 * 3600
+    if store.is_local:  # a's files were written two days ago
+        for path in Path(store.path("fashion", a)).rglob("*"):
+            os.utime(path, (old, old))
+    gc_now = time.time() if store.is_local else time.time() + 48 * 3600  # S3: no way to age an object
+    verified, swapped, pruned = threading.Event(), threading.Event(), threading.Event()
+    read, verify, swap, delete = Store.read, Store.verify, Store.swap_latest, Store.delete
+    collected: list[list[str]] = []
+
+    def reading(self, *parts):
+        if in_party("prune") and parts == ("fashion", a, MANIFEST_NAME):
+            assert verified.wait(30)
+        return read(self, *parts)
+
+    def verifying(self, *args):
+        try:
+            return verify(self, *args)
+        finally:
+            verified.set()
+
+    def deleting(self, *parts):
+        delete(self, *parts)
+        if in_party("prune") and parts == ("fashion", a, MANIFEST_NAME) and not collected:  # a is hidden now
+            collected.append(lifecycle.gc(Store(root), "fashion", grace_s=24 * 3600, now=gc_now))
+            assert swapped.wait(30)
+
+    def swapping(self, catalog, snapshot_id, expected):
+        if not (in_party("rollback") and snapshot_id == a):
+            return swap(self, catalog, snapshot_id, expected)
+        while not collected:  # the gc has run
+            assert not pruned.wait(0.01), "the prune ended before the gc ran"
+        swap(self, catalog, snapshot_id, expected)
+        swapped.set()
+        assert pruned.wait(30)  # the rollback's own after-swap check runs only now
+        return None
+
+    def prune():
+        try:
+            lifecycle.prune(Store(root), "fashion", keep=1)
+        finally:
+            pruned.set()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "read", reading)
+        patched.setattr(Store, "verify", verifying)
+        patched.setattr(Store, "delete", deleting)
+        patched.setattr(Store, "swap_latest", swapping)
+        outcome = run_parties({"prune": prune, "rollback": lambda: lifecycle.rollback(Store(root), "fashion", a)})
+    assert outcome["prune"] is None, outcome
+    live = assert_latest_verifies(root)
+    assert (live, type(outcome["rollback"])) in {(a, type(None)), (c, PointerConflict)}, (live, outcome)
+    assert_complete_or_gone(root, a)
+    if store.is_local:  # gc never deletes a snapshot whose manifest is only hidden by a prune at work
+        assert collected == [[]] and live == a
+
+
+def test_publish_force_replaces_a_live_snapshot_that_lost_its_files(fixture_inputs, root, tmp_path):
+    _, gutted = publish_n(fixture_inputs, root, 2)
+    store = Store(root)
+    for name in store.file_sizes("fashion", gutted):  # what B1 left: LATEST on a folder holding only its manifest
+        if name != MANIFEST_NAME:
+            store.delete("fashion", gutted, name)
+    report = tmp_path / "publish.json"
+    assert publish_tiny(fixture_inputs, root, "--force", "--report", str(report)) == 0  # was exit 3
+    assert json.loads(report.read_text())["snapshot_id"] == assert_latest_verifies(root)
+    assert publish_tiny(fixture_inputs, root) == 0  # the gate compares with the new live snapshot again
+
+
+def test_a_gate_that_cannot_read_the_live_metrics_refuses_and_names_force(fixture_inputs, tmp_path, capsys):
+    root = str(tmp_path / "published")
+    _, gutted = publish_n(fixture_inputs, root, 2)
+    Store(root).delete("fashion", gutted, "metrics.json")
+    assert publish_tiny(fixture_inputs, root) == 1
+    err = capsys.readouterr().err
+    assert "metrics.json" in err and "--force" in err
+    assert Store(root).latest("fashion").snapshot_id == gutted
+
+
+# --- 11. deletes racing deletes: every retry tolerates what another deleter took first -----------------------
+
+def test_a_prune_whose_deletes_keep_losing_entries_to_another_deleter_finishes(fixture_inputs, root, monkeypatch):
+    ids = publish_n(fixture_inputs, root, 3)
+    store = Store(root)
+    rm, raced = store.fs.rm, []
+
+    def racing_rm(path, recursive=False, **kwargs):
+        """Another pruner deletes a file under our feet (the one we delete, or one in the folder we delete),
+        then ours trips over it: 5 times in a row."""
+        left = sorted(store.fs.find(path))
+        if len(raced) < 5 and left:
+            raced.append(path)
+            rm(left[-1])
+            raise FileNotFoundError(left[-1])
+        return rm(path, recursive=recursive, **kwargs)
+
+    monkeypatch.setattr(store.fs, "rm", racing_rm)
+    assert lifecycle.prune(store, "fashion", keep=1) == ids[:2]  # was FileNotFoundError from the 4th try
+    assert len(raced) == 5
+    assert Store(root).snapshots("fashion") == ids[2:] and assert_latest_verifies(root) == ids[2]
+    assert not any(Store(root).exists("fashion", i) for i in ids[:2])
+
+
+# --- 12. gc's grace period must be a number of hours ----------------------------------------------------------
+
+@pytest.mark.parametrize("grace", ["nan", "inf", "-1", "soon"])
+def test_gc_refuses_a_grace_period_that_is_not_a_finite_number_of_hours(fixture_inputs, tmp_path, capsys, grace):
+    root = tmp_path / "published"
+    publish_n(fixture_inputs, str(root), 1)
+    upload = root / "fashion" / "20300101T000000000000Z-00000001"  # an upload in progress, a moment old
+    upload.mkdir()
+    (upload / "shard-0000.faiss").write_bytes(b"x")
+    with pytest.raises(SystemExit) as done:
+        semrec(["publish", "gc", "--catalog", "fashion", "--root", str(root), "--params",
+                str(fixture_inputs["params"]), "--grace-hours", grace])
+    assert done.value.code == 2 and "--grace-hours" in capsys.readouterr().err
+    assert upload.exists()
+    for grace_s in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="grace"):
+            lifecycle.gc(Store(str(root)), "fashion", grace_s=grace_s)
+    assert upload.exists()
+
+
+def test_gc_removes_the_mark_of_a_prune_killed_after_putting_a_manifest_back(fixture_inputs, root):
+    a, b = publish_n(fixture_inputs, root, 2)
+    store = Store(root)
+    store.put_bytes(b"", "fashion", a, f"{lifecycle.PRUNE_MARK}0123abcd")  # its prune died before removing it
+    with pytest.raises(PointerConflict, match="a prune is deleting it"):
+        lifecycle.rollback(store, "fashion", a)  # the mark stands for a prune at work: the rollback gives way
+    assert assert_latest_verifies(root) == b
+    assert lifecycle.gc(store, "fashion", grace_s=3600) == []  # a live prune's mark is younger than the grace
+    assert lifecycle.gc(store, "fashion", grace_s=3600, now=time.time() + 7200) == [
+        f"{a}/{lifecycle.PRUNE_MARK}0123abcd"]
+    lifecycle.rollback(store, "fashion", a)
+    assert assert_latest_verifies(root) == a

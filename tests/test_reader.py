@@ -7,6 +7,7 @@ Dense scores by hand: a query/item vector is the normalised mean of its known wo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -250,3 +251,39 @@ def test_index_files_must_be_listed_in_the_snapshot_manifest(published_root, tmp
     (folder / "index" / "index.json").write_text(json.dumps({**index, "id_map": "unlisted.arrow"}))
     with pytest.raises(ManifestError, match="lists no file 'index/unlisted.arrow'"):
         Snapshot.open(folder, manifest).more_like("i01")
+
+
+@pytest.mark.parametrize("field, value", [("dim", True), ("ef_search", True), ("dim", 21.0), ("bytes", True)])
+def test_a_manifest_with_a_boolean_or_float_for_an_integer_is_refused(published_root, field, value):
+    from serving.manifest import MANIFEST_NAME, Manifest
+
+    store = Store(published_root)
+    raw = json.loads(store.read("fashion", store.latest("fashion").snapshot_id, MANIFEST_NAME))
+    if field == "bytes":
+        raw["files"][0]["bytes"] = value
+    else:
+        raw[field] = value
+    with pytest.raises(ManifestError, match=field):
+        Manifest.from_json(json.dumps(raw))
+
+
+def test_a_failing_poll_logs_one_line_per_failure_not_a_traceback(fixture_inputs, tmp_path, caplog):
+    root = str(tmp_path / "published")
+    assert publish_tiny(fixture_inputs, root, recall=0.5) == 0
+    reader = Reader.open(root, "fashion", cache_dir=tmp_path / "cache")
+    assert publish_tiny(fixture_inputs, root, recall=0.6) == 0
+    store = Store(root)
+    store.put_bytes(b"{}", "fashion", store.latest("fashion").snapshot_id, "encoder", "encoder.json")  # refused
+    with caplog.at_level(logging.INFO, logger="semrec.reader"):
+        reader.start_polling(0.02)
+        try:
+            for _ in range(500):
+                if reader.health().failed_refreshes >= 3:
+                    break
+                threading.Event().wait(0.01)
+        finally:
+            reader.stop_polling()
+    failures = [r for r in caplog.records if r.name == "semrec.reader" and r.levelno >= logging.WARNING]
+    assert len(failures) >= 3 and reader.health().failed_refreshes >= 3
+    for record in failures:
+        assert record.exc_info is None and "encoder/encoder.json" in record.getMessage()

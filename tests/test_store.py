@@ -78,3 +78,25 @@ def test_snapshots_lists_only_complete_ones_oldest_first(store, tmp_path):
     store.delete_snapshot("fashion", "20260101T000000000000Z-aa")
     assert store.snapshots("fashion") == ["20260102T000000000000Z-bb"]
     assert store.latest("fashion") == Pointer("20260102T000000000000Z-bb", store.latest("fashion").token)
+
+
+def test_a_delete_that_keeps_losing_entries_to_another_deleter_finishes(store, tmp_path, monkeypatch):
+    """Two prunes deleting one snapshot: each of ours trips over a file the other took first, 5 times in a row."""
+    source = tmp_path / "x.bin"
+    source.write_bytes(b"x")
+    for name in ("index/shard-0000.faiss", "index/shard-0001.faiss", "bm25/vocab.json", "metrics.json",
+                 "manifest.json"):
+        store.put_file(source, "fashion", "20260101T000000000000Z-aa", name)
+    rm, raced = store.fs.rm, []
+
+    def racing_rm(path, recursive=False, **kwargs):
+        left = sorted(store.fs.find(path))
+        if len(raced) < 5 and len(left) > 1:
+            raced.append(left[-1])
+            rm(left[-1])  # the other deleter
+            raise FileNotFoundError(left[-1])
+        return rm(path, recursive=recursive, **kwargs)
+
+    monkeypatch.setattr(store.fs, "rm", racing_rm)
+    store.delete_snapshot("fashion", "20260101T000000000000Z-aa")  # was FileNotFoundError from its 4th try
+    assert len(raced) == 4 and not store.exists("fashion", "20260101T000000000000Z-aa")
