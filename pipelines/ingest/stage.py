@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args
 import polars as pl
 
 from pipelines import catalogs
+from pipelines.common import executor as executors
 from pipelines.common.atomic import write_json
 from pipelines.common.params import load_section
 from pipelines.ingest.filters import STEPS, Rules
@@ -76,7 +77,8 @@ def table_counts(table: Table, raw: int, kept: int, tallied: pl.DataFrame) -> di
 
 
 def ingest(catalog: str, raw: str | Path, params: dict[str, Any], out: Path, engine: Engine | None = None,
-           beam_args: list[str] | None = None) -> dict[str, Any]:
+           beam_args: list[str] | None = None,
+           executor: executors.ExecutorSettings | None = None) -> dict[str, Any]:
     """Read, filter and write one catalog into `out`; returns the counts (also in counts.json).
 
     Nothing in `out` changes unless every file was written and the counts add up."""
@@ -95,7 +97,8 @@ def ingest(catalog: str, raw: str | Path, params: dict[str, Any], out: Path, eng
         if engine == "beam":
             result = module.run(plan, str(raw), catalog, rules, output, beam_args or [], SPLIT_BYTES)
         else:
-            result = module.run(plan, str(raw), catalog, rules, output, workers, SPLIT_BYTES)
+            result = module.run(plan, str(raw), catalog, rules, output, workers, SPLIT_BYTES,
+                                executor or executors.ExecutorSettings())
         rows = output.close()
         tallied = tally(pl.scan_parquet(folder / "quarantine.parquet"))
         counts = {
@@ -137,6 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     params = load_section("ingest", args.params)
     if beam_args and (args.engine or params.get("engine")) != "beam":
         parser.error(f"unrecognized arguments: {' '.join(beam_args)} (Beam options need --engine beam)")
-    counts = ingest(args.catalog, args.raw, params, args.out, args.engine, beam_args)
+    counts = ingest(args.catalog, args.raw, params, args.out, args.engine, beam_args, executors.load(args.params))
     print(summary(args.catalog, counts))
     return 0
