@@ -109,11 +109,13 @@ def open_executor(settings: ExecutorSettings, workers: int,
     from distributed import Client, LocalCluster
 
     if settings.kind == "local-cluster":
-        # The scheduler runs in this process: its routine INFO lines (workers coming and going) are not the stage's.
+        # The scheduler runs in this process: its routine INFO lines (workers come and go) are not the stage's.
         logging.getLogger("distributed").setLevel(logging.WARNING)
-        # no dashboard (a fixed port that two runs would fight over); each worker runs one task at a time
+        # No dashboard, and the scheduler's HTTP endpoint on a free port: two runs at once never fight over
+        # 8787. Each worker runs one task at a time.
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          env=dict(env or {})) as cluster, Client(cluster) as client:
+                          scheduler_kwargs={"dashboard_address": ":0"}, env=dict(env or {})) as cluster, \
+                Client(cluster) as client:
             yield dask_executor(client)
         return
     try:
