@@ -190,10 +190,12 @@ def cluster(tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / "logs").mkdir()
     running = Cluster(tmp_path / "logs", env)
     try:
+        # Should pytest itself be killed (no finally), they still end: the scheduler once idle for 5 minutes,
+        # the workers a minute after it.
         running.start("scheduler", "--host", "127.0.0.1", "--port", running.address.rsplit(":", 1)[1],
-                      "--no-dashboard")
+                      "--no-dashboard", "--idle-timeout", "300s")
         for _ in range(2):
-            running.start("worker", running.address, "--nthreads", "1", "--no-dashboard",
+            running.start("worker", running.address, "--nthreads", "1", "--no-dashboard", "--death-timeout", "60s",
                           "--local-directory", str(tmp_path / "logs"))
         wait_for(lambda: _workers(running) == 2, "2 workers")
         yield running
