@@ -1,7 +1,9 @@
 """Build a catalog's sharded HNSW index (serving.shards format) and tune its efSearch.
 
-Items go to shards by a stable hash of item_id; each shard is built by its own worker process, which
-reads its rows from the inputs on disk itself (so shards could as well build on separate machines).
+Items go to shards by a stable hash of item_id; each shard is built by a task of its own on the
+executor's workers (pipelines/common/executor.py: a local process pool, or a Dask cluster), which reads
+its rows (vectors and metadata, written there by the driver) from the run's work folder and writes the
+shard's files back to it; the driver moves them into the index folder.
 efSearch is tuned, not fixed: the smallest value on the grid whose recall@k against exact search
 reaches the target on held-out queries (the validation split, whole and cut short; never training
 queries, which the fine-tuned encoder has learned to place near their items, nor test queries).
@@ -13,10 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from pipelines.common import executor as executors
 from pipelines.common.atomic import atomic_dir, write_csv, write_json
 from pipelines.common.params import load_section
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
+from pipelines.common.workdir import WorkDir, run_folder
 from serving.encoder import Encoder
 from serving.shards import (
     METADATA,
@@ -69,17 +72,18 @@ class IndexSettings:
 
 @dataclass(frozen=True)
 class ShardJob:
-    """Everything one worker needs to build shard `shard`: paths and numbers only."""
+    """What a task needs to build shard `shard` (everything picklable)."""
 
-    folder: str
+    work: WorkDir  # the shard's rows in (shard_inputs), its files out
     shard: int
-    n_shards: int
-    documents: str
-    embeddings: str
-    items: str
     m: int
     ef_construction: int
     faiss_threads: int
+
+
+def shard_inputs(shard: int) -> tuple[str, str]:
+    """(vectors .npy, metadata Arrow) of shard `shard`'s rows in the work folder."""
+    return f"rows-{shard:04d}.npy", f"rows-{shard:04d}.arrow"
 
 
 def metadata_for(item_ids: list[str], items: pa.Table, source: str) -> pa.Table:
@@ -91,29 +95,46 @@ def metadata_for(item_ids: list[str], items: pa.Table, source: str) -> pa.Table:
     return conform_metadata(items.take([position[item] for item in item_ids]), source)
 
 
+def write_shard_inputs(work: WorkDir, documents: Path, embeddings: Path, items: Path, n_shards: int) -> None:
+    """Each shard's vectors and metadata rows, in input order, into the work folder."""
+    item_ids = pq.read_table(documents, columns=["item_id"]).column("item_id").to_pylist()
+    metadata = metadata_for(item_ids, pq.read_table(items, columns=METADATA.names), str(items))
+    vectors = np.load(embeddings, mmap_mode="r", allow_pickle=False)
+    for shard, rows in enumerate(plan_shards(item_ids, n_shards)):
+        vectors_name, metadata_name = shard_inputs(shard)
+        work.write_npy(vectors_name, np.ascontiguousarray(vectors[rows]))
+        work.write_arrow(metadata_name, [metadata.take(rows)])
+
+
 def build_shard(job: ShardJob) -> ShardEntry:
     faiss.omp_set_num_threads(job.faiss_threads)
-    item_ids = pq.read_table(job.documents, columns=["item_id"]).column("item_id").to_pylist()
-    rows = plan_shards(item_ids, job.n_shards)[job.shard]
-    vectors = np.load(job.embeddings, mmap_mode="r", allow_pickle=False)[rows]
-    items = pq.read_table(job.items, columns=METADATA.names)
-    metadata = metadata_for([item_ids[r] for r in rows], items, job.items)
-    entry = write_shard(job.folder, job.shard, vectors, metadata, job.m, job.ef_construction)
+    vectors_name, metadata_name = shard_inputs(job.shard)
+    vectors, metadata = job.work.read_npy(vectors_name), job.work.read_arrow(metadata_name)
+    if job.work.local:
+        entry = write_shard(job.work.path, job.shard, vectors, metadata, job.m, job.ef_construction)
+    else:  # FAISS writes local files: build here, then copy them in
+        with tempfile.TemporaryDirectory(prefix="semrec-shard-") as folder:
+            entry = write_shard(folder, job.shard, vectors, metadata, job.m, job.ef_construction)
+            for name in (entry.index, entry.metadata):
+                job.work.put(os.path.join(folder, name), name)
     log.info("shard %d: %d items", job.shard, entry.count)
     return entry
 
 
-def build_shards(folder: Path, documents: Path, embeddings: Path, items: Path, settings: IndexSettings) -> list[ShardEntry]:
+def build_shards(folder: Path, documents: Path, embeddings: Path, items: Path, settings: IndexSettings,
+                 executor: executors.ExecutorSettings) -> list[ShardEntry]:
     workers = min(settings.workers, settings.shards)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    jobs = [ShardJob(str(folder), shard, settings.shards, str(documents), str(embeddings), str(items),
-                     settings.m, settings.ef_construction, threads) for shard in range(settings.shards)]
-    if workers == 1:
-        return [build_shard(job) for job in tqdm(jobs, desc="index shards", unit="shard", disable=None)]
-    # spawn: a forked child would inherit the parent's OpenMP state, which can deadlock FAISS
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(tqdm(pool.map(build_shard, jobs), total=len(jobs), desc="index shards", unit="shard",
-                         disable=None))
+    with run_folder(executor.work_url, folder / ".work", "index") as work:
+        write_shard_inputs(work, documents, embeddings, items, settings.shards)
+        jobs = [ShardJob(work, shard, settings.m, settings.ef_construction, executors.task_threads(executor, workers))
+                for shard in range(settings.shards)]
+        with executors.open_executor(executor, workers) as pool:
+            entries = list(tqdm(pool.map(build_shard, jobs), total=len(jobs), desc="index shards", unit="shard",
+                                disable=None))
+        for entry in entries:
+            for name in (entry.index, entry.metadata):
+                work.move_out(name, folder / name)
+    return entries
 
 
 def ann_recall(found_scores: np.ndarray, exact_scores: np.ndarray, tolerance: float = 1e-5) -> float:
@@ -157,7 +178,8 @@ def choose_ef_search(curve: list[dict[str, float]], key: str, target: float) -> 
 
 
 def build_index(out: Path, documents: Path, embeddings: Path, items: Path, tune_queries: dict[str, np.ndarray],
-                settings: IndexSettings) -> dict[str, Any]:
+                settings: IndexSettings,
+                executor: executors.ExecutorSettings = executors.ExecutorSettings()) -> dict[str, Any]:
     """Build, tune and write the index folder `out` (swapped in when complete); return the report."""
     vectors = np.load(embeddings, mmap_mode="r", allow_pickle=False)
     n_documents = pq.read_metadata(documents).num_rows
@@ -165,7 +187,7 @@ def build_index(out: Path, documents: Path, embeddings: Path, items: Path, tune_
         raise ValueError(f"{embeddings}: shape {vectors.shape} does not match {n_documents} documents in {documents}")
     with atomic_dir(out) as tmp:
         start = time.perf_counter()
-        entries = build_shards(tmp, documents, embeddings, items, settings)
+        entries = build_shards(tmp, documents, embeddings, items, settings, executor)
         build_s = time.perf_counter() - start
         manifest = write_manifest(tmp, entries, dim=vectors.shape[1], ef_search=settings.ef_search_grid[-1],
                                   m=settings.m, ef_construction=settings.ef_construction)
@@ -214,12 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_section("index", args.params)
     settings = IndexSettings.from_params(params, f"{args.params}: index")
+    executor = executors.load(args.params)
     conform(pq.read_table(args.documents), DOCUMENTS, str(args.documents))
     texts = tuning_texts(sample_queries(args.queries, int(params["tune_queries"]), int(params["seed"])),
                          int(params["tune_short_words"]))
     encoder = Encoder.load(args.encoder, "int8")
     tune_vectors = {name: encoder.encode(part) for name, part in texts.items()}
-    report = build_index(args.out, args.documents, args.embeddings, args.items, tune_vectors, settings)
+    report = build_index(args.out, args.documents, args.embeddings, args.items, tune_vectors, settings, executor)
     write_csv(report["curve"], args.curve)
     write_json(report, args.report)
     return 0

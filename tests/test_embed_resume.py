@@ -1,51 +1,63 @@
-"""The embed stage resumes: a run stopped mid-way continues where it stopped, and gives the same array."""
+"""The embed stage resumes: a run stopped mid-way embeds only the parts it had not written, and gives the same
+array; a run with other inputs starts over; a failed run leaves no output."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
+import pyarrow as pa
 import pytest
 from snapshot_fixture import items_table, write_encoder
 
 from pipelines import embed
-from serving.encoder import Encoder
+from pipelines.common.executor import ExecutorSettings
+
+PART = 1 * embed.CHUNK_BATCHES * embed.PART_CHUNKS  # rows of a part at batch size 1
 
 
-class StopAfter:
-    """An encoder that fails on its `calls`-th chunk, as a killed run would stop."""
+def run(texts: list[str], encoder, out, key: str) -> int:
+    return embed.embed(pa.chunked_array([texts]), encoder, "int8", 1, out, key, ExecutorSettings(), workers=1,
+                       threads=1)
 
-    def __init__(self, encoder: Encoder, calls: int) -> None:
-        self.encoder, self.calls, self.dim = encoder, calls, encoder.dim
 
-    def encode(self, texts, batch_size):
-        self.calls -= 1
-        if self.calls < 0:
+def stop_at(monkeypatch: pytest.MonkeyPatch, part: int) -> None:
+    """The run stops (as if killed) when it reaches part `part`."""
+    embed_part = embed.embed_part
+
+    def stopping(job, number):
+        if number == part:
             raise KeyboardInterrupt
-        return self.encoder.encode(texts, batch_size=batch_size)
+        return embed_part(job, number)
+
+    monkeypatch.setattr(embed, "embed_part", stopping)
 
 
-def test_a_stopped_run_resumes_and_gives_the_same_array(tmp_path):
-    texts = items_table().column("document").to_pylist() * 3
-    encoder = Encoder.load(write_encoder(tmp_path / "encoder"), "int8", threads=1)
-    whole = tmp_path / "whole.npy"
-    embed.embed_to_npy(encoder, texts, whole, batch_size=1, resume_key="k")
+def test_a_stopped_run_resumes_and_gives_the_same_array(tmp_path, monkeypatch):
+    texts = items_table().column("document").to_pylist() * 60
+    assert len(texts) > 3 * PART
+    encoder = write_encoder(tmp_path / "encoder")
+    assert run(texts, encoder, tmp_path / "whole.npy", "k") == len(texts)
     out = tmp_path / "embeddings.npy"
-    with pytest.raises(KeyboardInterrupt):
-        embed.embed_to_npy(StopAfter(encoder, 2), texts, out, batch_size=1, resume_key="k")  # 2 chunks of 16
-    assert not out.exists() and json.loads((tmp_path / "embeddings.npy.progress.json").read_text())["done"] == 32
-    assert embed.embed_to_npy(encoder, texts, out, batch_size=1, resume_key="k") == len(texts) - 32
-    assert np.array_equal(np.load(out), np.load(whole))
+    with monkeypatch.context() as patch:
+        stop_at(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run(texts, encoder, out, "k")
+    assert not out.exists() and len(list(tmp_path.glob("embeddings.npy.parts/*/part-*.npy"))) == 2
+    assert run(texts, encoder, out, "k") == len(texts) - 2 * PART
+    assert np.array_equal(np.load(out), np.load(tmp_path / "whole.npy"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings.npy", "encoder", "whole.npy"]
-    # another key (other documents or encoder) starts over
-    with pytest.raises(KeyboardInterrupt):
-        embed.embed_to_npy(StopAfter(encoder, 1), texts, out, batch_size=1, resume_key="k")
-    assert embed.embed_to_npy(encoder, texts, out, batch_size=1, resume_key="other") == len(texts)
-    assert np.array_equal(np.load(out), np.load(whole))
+    # another key (other documents, encoder or batch size) starts over
+    with monkeypatch.context() as patch:
+        stop_at(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            run(texts, encoder, out, "k")
+    assert run(texts, encoder, out, "other") == len(texts)
+    assert np.array_equal(np.load(out), np.load(tmp_path / "whole.npy"))
+    assert not (tmp_path / "embeddings.npy.parts").exists()
 
 
-def test_without_a_key_a_failed_run_leaves_no_partial_file(tmp_path):
-    encoder = Encoder.load(write_encoder(tmp_path / "encoder"), "int8", threads=1)
-    with pytest.raises(KeyboardInterrupt):
-        embed.embed_to_npy(StopAfter(encoder, 0), ["a", "b"], tmp_path / "e.npy", batch_size=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder"]
+def test_a_failed_run_leaves_no_output(tmp_path):
+    encoder = write_encoder(tmp_path / "encoder")
+    with pytest.raises(FileNotFoundError):
+        run(["a", "b"], tmp_path / "no-encoder", tmp_path / "e.npy", "k")
+    assert not (tmp_path / "e.npy").exists() and not (tmp_path / "e.npy.partial").exists()
+    assert run(["a", "b"], encoder, tmp_path / "e.npy", "k") == 2

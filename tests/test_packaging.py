@@ -50,4 +50,4 @@ def test_the_base_install_is_the_reader_without_a_web_framework():
     base = {canonicalize_name(r.name) for r in requirements()}
     assert {"fastapi", "uvicorn"} & base == set()
     assert {"fastapi", "uvicorn"} <= {canonicalize_name(r.name) for r in requirements("http")}
-    assert {"torch", "transformers", "apache-beam", "polars", "pandas"} & base == set()
+    assert {"torch", "transformers", "apache-beam", "polars", "pandas", "dask", "distributed"} & base == set()

@@ -11,7 +11,8 @@ import json
 import subprocess
 import sys
 
-FORBIDDEN = ("pipelines", "torch", "transformers", "sentence_transformers", "apache_beam", "polars", "pandas")
+FORBIDDEN = ("pipelines", "torch", "transformers", "sentence_transformers", "apache_beam", "polars", "pandas",
+             "dask", "distributed")
 
 HIDE = """
 import json, sys

@@ -1,35 +1,31 @@
 """Polars ingest engine (the default): a plan's files streamed split by split, in bounded memory.
 
 Items first (the item rule needs their ids), then interactions, each in two passes:
-1. A process pool reads each split (pipelines/catalogs/splits.py) in chunks: typed, mapped, unreadable
-   rows quarantined. Items get the title check; interactions the row rules (rating, tokens, item: a
-   binary search in the kept item ids' sorted hashes; then language, CLD2 on the rows every cheaper rule
-   kept). Each chunk is spilled (Arrow IPC) with its verdicts, and only key columns go on: (item_id,
-   position) of titled items; (user, item, timestamp, position) of live interactions with a user,
-   written to one of PARTITIONS files by a hash of the user.
+1. The executor's workers (pipelines/common/executor.py: a local process pool or a Dask cluster) read
+   each split (pipelines/catalogs/splits.py) in chunks: typed, mapped, unreadable rows quarantined.
+   Items get the title check; interactions the row rules (rating, tokens, item: a binary search in the
+   kept item ids' sorted hashes; then language, CLD2 on the rows every cheaper rule kept). Each chunk is
+   spilled (Arrow IPC) with its verdicts, and only key columns go on: (item_id, position) of titled
+   items; (user, item, timestamp, position) of live interactions with a user, written to one of
+   PARTITIONS files by a hash of the user.
 2. The rules over many rows run on key columns alone: unique items over all item keys; the
-   duplicate and user_positives rules one user partition at a time, in the pool. The spilled chunks
+   duplicate and user_positives rules one user partition at a time, on the workers. The spilled chunks
    are then written out in source order with those verdicts.
+Spilled files live in the run's work folder (pipelines/common/workdir.py), which a cluster's workers share.
 Peak memory: a split's chunks per worker, one key partition, and the kept item ids (in each worker).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, partial
-from multiprocessing import get_context
-from pathlib import Path
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipelines.catalogs import splits
@@ -37,6 +33,8 @@ from pipelines.catalogs import files
 from pipelines.catalogs.readers import check_not_empty
 from pipelines.catalogs.source import Items, Plan, Stream, duplicates, quarantine_frame, titled
 from pipelines.catalogs.streams import read_mapped
+from pipelines.common.executor import ExecutorSettings, open_executor
+from pipelines.common.workdir import WorkDir, run_folder
 from pipelines.ingest import langid
 from pipelines.ingest.filters import ORDER, REASONS, STEPS, TOKEN_PATTERN, WRONG_LANGUAGE, Rules, languages
 from pipelines.ingest.output import Output, interaction_rows, item_rows
@@ -46,6 +44,11 @@ ALIVE = pl.col("_step").is_null()
 LATEST = 2**63 - 1
 PARTITIONS = 64  # user partitions of the key columns: 10M reviews make ~10 MB partitions
 SET_STEPS = ("duplicate", "user_positives")
+KNOWN_ITEMS = "known_items.parquet"
+# Each worker computes on one thread: the workers keep the cores busy, and the idle threads of Polars'
+# pools spinning for work (sched_yield) against the other workers cost more than they add (10M ratings:
+# 9 s of system time). Polars reads the variable once, at import: in the worker processes only.
+WORKER_ENV = {"POLARS_MAX_THREADS": "1"}
 
 
 class KnownItems:
@@ -124,15 +127,15 @@ class Job:
 
     stream: Stream
     table: str
-    spill: Path  # folder for the split's files
+    spill: WorkDir  # folder for the split's files
     catalog: str = ""
     rules: Rules | None = None
-    known_items: Path | None = None
+    known_items: WorkDir | None = None  # the folder holding KNOWN_ITEMS
 
 
-@cache
-def known_items(path: Path) -> KnownItems:
-    return KnownItems(pl.read_parquet(path))
+@lru_cache(maxsize=1)  # the latest run's only: a Dask worker outlives many runs
+def known_items(folder: WorkDir) -> KnownItems:
+    return KnownItems(pl.from_arrow(folder.read_parquet(KNOWN_ITEMS)))  # type: ignore[arg-type]
 
 
 def user_partition(keys: pl.DataFrame) -> pl.Series:
@@ -157,87 +160,56 @@ def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
                 "user_id", "item_id", "timestamp", ORDER).to_arrow())
     name = f"{split.index:06d}.arrow"
     if job.table == "interactions":
-        write_partitions(keys, job.spill / f"keys-{name}")
+        write_partitions(keys, job.spill, f"keys-{name}")
         keys = []
-    write_tables(spills, job.spill / f"rows-{name}")
-    write_tables(rejected, job.spill / f"read-{name}")
+    write_tables(spills, job.spill, f"rows-{name}")
+    write_tables(rejected, job.spill, f"read-{name}")
     if job.table == "items":
-        write_tables(untitled, job.spill / f"title-{name}")
+        write_tables(untitled, job.spill, f"title-{name}")
     return count, pa.concat_tables(keys) if keys else None
 
 
-def write_partitions(keys: list[pa.Table], path: Path) -> None:
+def write_partitions(keys: list[pa.Table], folder: WorkDir, name: str) -> None:
     """A split's live keys as one Arrow file of PARTITIONS record batches, batch p = user partition p."""
     frame = pl.concat([pl.from_arrow(k) for k in keys]) if keys else pl.DataFrame(
         schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Int64, ORDER: pl.Int64})
     parts = frame.with_columns(_part=user_partition(frame)).partition_by("_part", as_dict=True, include_key=False)
     schema = frame.to_arrow().schema
-    with pa.ipc.new_file(path, schema) as writer:
+    with folder.output(name) as sink, pa.ipc.new_file(sink, schema) as writer:
         for part in range(PARTITIONS):
             rows = parts.get((part,))
             writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema) if rows is None else
                                rows.to_arrow().cast(schema).combine_chunks().to_batches()[0])
 
 
-def write_tables(tables: list[pa.Table], path: Path) -> None:
-    """One Arrow IPC file of `tables` (spill: uncompressed, written and read back at memory speed),
-    or none when they are all empty."""
+def write_tables(tables: list[pa.Table], folder: WorkDir, name: str) -> None:
+    """One Arrow IPC file of `tables`, or none when they are all empty."""
     tables = [t for t in tables if t.num_rows]
     if tables:
-        with pa.ipc.new_file(path, tables[0].schema) as writer:
-            for table in tables:
-                writer.write_table(table.cast(tables[0].schema))
+        folder.write_arrow(name, tables)
 
 
-def in_order(folder: Path, prefix: str) -> list[Path]:
-    return sorted(folder.glob(f"{prefix}-*.arrow"))
+def in_order(folder: WorkDir, prefix: str) -> list[str]:
+    return [name for name in folder.names(f"{prefix}-") if name.endswith(".arrow")]
 
 
-def read_spill(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
-
-
-def batches(paths: Iterable[Path]) -> Iterator[pa.Table]:
+def batches(folder: WorkDir, names: Iterable[str]) -> Iterator[pa.Table]:
     """The spilled chunks in order, one at a time, each file deleted once read (the chunks still map it;
     deleting a 10M-review spill in one go at the end cost ~0.5 s with nothing else to do). They stay
     Arrow: the rows kept go to the writer as they are, and only verdict columns and rejected rows
     become Polars frames (converting every column and back again cost more than the rules)."""
-    for path in paths:
-        with pa.memory_map(str(path)) as source:
+    for name in names:
+        with folder.input(name) as source:
             reader = pa.ipc.open_file(source)
             for batch in range(reader.num_record_batches):
                 yield pa.Table.from_batches([reader.get_batch(batch)])
-        path.unlink()
+        folder.remove(name)
 
 
 def split_by(table: pa.Table, rejected: pl.Series) -> tuple[pa.Table, pl.DataFrame]:
     """(the rows not `rejected`, as Arrow; the rejected ones, as a Polars frame)."""
     mask = rejected.to_arrow()
     return table.filter(pc.invert(mask)), pl.from_arrow(table.filter(mask))  # type: ignore[return-value]
-
-
-@contextmanager
-def pool(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
-    """`map` over a process pool of `workers` (spawned: Polars must not fork), or in this process for 1."""
-    if workers <= 1:
-        yield map
-        return
-    # Each worker computes on one thread: the pool keeps the cores busy, and the idle threads of Polars'
-    # pools spinning for work (sched_yield) against the other workers cost more than they add (10M
-    # ratings: 9 s of system time). Polars reads the variable once, at import: the children spawned
-    # inside this block inherit it, this process keeps its threads.
-    before = os.environ.get("POLARS_MAX_THREADS")
-    os.environ["POLARS_MAX_THREADS"] = "1"
-    executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-    try:
-        yield executor.map
-    finally:  # a failure here drops the splits not yet started
-        executor.shutdown(wait=True, cancel_futures=True)
-        if before is None:
-            del os.environ["POLARS_MAX_THREADS"]
-        else:
-            os.environ["POLARS_MAX_THREADS"] = before
 
 
 def stream_splits(stream: Stream, raw: str, split_bytes: int, run: Callable[..., Iterable[Any]]) -> list[splits.Split]:
@@ -252,9 +224,9 @@ def stream_splits(stream: Stream, raw: str, split_bytes: int, run: Callable[...,
 
 
 def run_stream(job: Job, raw: str, split_bytes: int, run: Callable[..., Iterable[Any]]) -> tuple[int, list[pa.Table]]:
-    """Pass 1 of a stream's splits in the pool; returns (rows read, the splits' item keys)."""
+    """Pass 1 of a stream's splits on the workers; returns (rows read, the splits' item keys)."""
     planned = stream_splits(job.stream, raw, split_bytes, run)
-    # One split needs no pool: the pool's workers start on its first task, so they never start.
+    # One split runs here: a local pool's workers start on its first task, so they never start.
     results = list(tqdm((run if len(planned) > 1 else map)(partial(run_split, job), planned), total=len(planned),
                         desc=f"ingest {job.stream.path}", unit="split", disable=None))
     count = sum(n for n, _ in results)
@@ -262,9 +234,9 @@ def run_stream(job: Job, raw: str, split_bytes: int, run: Callable[..., Iterable
     return count, [keys for _, keys in results if keys is not None]
 
 
-def stream_items(plan: Plan, raw: str, catalog: str, spill: Path, split_bytes: int,
+def stream_items(plan: Plan, raw: str, catalog: str, spill: WorkDir, split_bytes: int,
                  run: Callable[..., Iterable[Any]]) -> tuple[int, pl.DataFrame]:
-    """Items from a stream: pass 1 in the pool, then the unique rule on (item_id, position) keys.
+    """Items from a stream: pass 1 on the workers, then the unique rule on (item_id, position) keys.
     Returns (items read, the later rows of a repeated id: ORDER and `_first`, the row ref of its
     first row) for `write_items`."""
     count, keys = run_stream(Job(plan.items, "items", spill, catalog), raw, split_bytes, run)  # type: ignore[arg-type]
@@ -279,13 +251,13 @@ def stream_items(plan: Plan, raw: str, catalog: str, spill: Path, split_bytes: i
     return count, later
 
 
-def write_items(spill: Path, later: pl.DataFrame, out: Output) -> None:
+def write_items(spill: WorkDir, later: pl.DataFrame, out: Output) -> None:
     """The spilled items in source order, less the later rows of a repeated id (quarantined)."""
-    for path in in_order(spill, "read"):
-        out.quarantine_part("items_read", read_spill(path))
-    for path in in_order(spill, "title"):
-        out.quarantine_part("items_title", read_spill(path))
-    for rows in batches(in_order(spill, "rows")):
+    for name in in_order(spill, "read"):
+        out.quarantine_part("items_read", spill.read_arrow(name))
+    for name in in_order(spill, "title"):
+        out.quarantine_part("items_title", spill.read_arrow(name))
+    for rows in batches(spill, in_order(spill, "rows")):
         first = pl.from_arrow(rows.select([ORDER])).join(later, on=ORDER, how="left", maintain_order="left")["_first"]
         kept, repeated = split_by(rows, first.is_not_null())
         out.items(kept)
@@ -299,40 +271,40 @@ def whole_items(items: Items, catalog: str, out: Output) -> None:
     out.items(kept)
 
 
-def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: int,
-        split_bytes: int) -> dict[str, Any]:
+def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: int, split_bytes: int,
+        executor: ExecutorSettings = ExecutorSettings()) -> dict[str, Any]:
     """Write items, interactions and quarantine parts through `out`; returns raw counts and source stats."""
-    spill = out.folder / "spill"
-    with pool(workers) as run_map:
-        for table in ("items", "interactions"):
-            (spill / table).mkdir(parents=True)
-        if isinstance(plan.items, Stream):
-            items_raw, later = stream_items(plan, raw, catalog, spill / "items", split_bytes, run_map)
-            write_items(spill / "items", later, out)
-            stats: dict[str, int] = {}
-        else:
-            whole = plan.items()
-            items_raw, stats = whole.raw, whole.stats
-            whole_items(whole, catalog, out)
-        pq.write_table(KnownItems.by_hash(out.item_ids()), spill / "known_items.parquet")
-        # The item keys and ids (O(items)) are freed, but mimalloc keeps the pages: hand them back
-        # (10M reviews: 256 -> ~60 MB held here).
-        pa.default_memory_pool().release_unused()
-        job = Job(plan.interactions, "interactions", spill / "interactions", catalog, rules,
-                  spill / "known_items.parquet")
-        interactions_raw, _ = run_stream(job, raw, split_bytes, run_map)
-        rejected = set_rejections(spill / "interactions", rules, run_map)
-    write_interactions(spill / "interactions", rejected, out)
+    with run_folder(executor.work_url, out.folder / "spill", "ingest") as spill:
+        with open_executor(executor, workers, WORKER_ENV) as pool:
+            run_map = pool.map
+            for table in ("items", "interactions"):
+                (spill / table).makedirs()
+            if isinstance(plan.items, Stream):
+                items_raw, later = stream_items(plan, raw, catalog, spill / "items", split_bytes, run_map)
+                write_items(spill / "items", later, out)
+                stats: dict[str, int] = {}
+            else:
+                whole = plan.items()
+                items_raw, stats = whole.raw, whole.stats
+                whole_items(whole, catalog, out)
+            spill.write_parquet(KNOWN_ITEMS, KnownItems.by_hash(out.item_ids()))
+            # The item keys and ids (O(items)) are freed, but mimalloc keeps the pages: hand them back
+            # (10M reviews: 256 -> ~60 MB held here).
+            pa.default_memory_pool().release_unused()
+            job = Job(plan.interactions, "interactions", spill / "interactions", catalog, rules, spill)
+            interactions_raw, _ = run_stream(job, raw, split_bytes, run_map)
+            rejected = set_rejections(spill / "interactions", rules, run_map)
+        write_interactions(spill / "interactions", rejected, out)
     return {"raw": {"items": items_raw, "interactions": interactions_raw}, "stats": stats}
 
 
-def write_interactions(spill: Path, rejected: pl.DataFrame, out: Output) -> None:
+def write_interactions(spill: WorkDir, rejected: pl.DataFrame, out: Output) -> None:
     """The spilled interactions in source order: the rows no rule rejected, and the quarantine of the
     others, with the set rules' verdicts (`rejected`: ORDER, _step, sorted by ORDER) joined in."""
-    for path in in_order(spill, "read"):
-        out.quarantine_part("interactions_read", read_spill(path))
+    for name in in_order(spill, "read"):
+        out.quarantine_part("interactions_read", spill.read_arrow(name))
     rejected_at = rejected[ORDER]
-    for rows in batches(in_order(spill, "rows")):
+    for rows in batches(spill, in_order(spill, "rows")):
         if not rows.num_rows:
             continue
         # A chunk holds ascending positions: join only the verdicts in its range (at 10M reviews, joining
@@ -353,19 +325,19 @@ def write_interactions(spill: Path, rejected: pl.DataFrame, out: Output) -> None
             field=pl.col("_step").replace_strict(STEPS)))
 
 
-def set_rejections(spill: Path, rules: Rules, run: Callable[..., Iterable[Any]]) -> pl.DataFrame:
+def set_rejections(spill: WorkDir, rules: Rules, run: Callable[..., Iterable[Any]]) -> pl.DataFrame:
     """The duplicate and user_positives verdicts (ORDER, _step) sorted by ORDER, the user partitions
-    shared out over the pool a few at a time."""
+    shared out over the workers a few at a time."""
     groups = [range(start, start + PARTITIONS // 8) for start in range(0, PARTITIONS, PARTITIONS // 8)]
     verdicts = [pl.from_arrow(t) for t in run(partial(partition_rejections, spill=spill, rules=rules), groups)]
     return pl.concat(verdicts).sort(ORDER)  # type: ignore[arg-type]
 
 
-def partition_rejections(parts: range, spill: Path, rules: Rules) -> pa.Table:
+def partition_rejections(parts: range, spill: WorkDir, rules: Rules) -> pa.Table:
     """The set-rule verdicts of user partitions `parts`, each read from every split's keys file."""
     known_items.cache_clear()  # pass 1 is over: this worker's item lookup (O(items)) is not needed again
     verdicts = [pl.DataFrame(schema={ORDER: pl.Int64, "_step": pl.String})]
-    sources = [pa.memory_map(str(path)) for path in in_order(spill, "keys")]
+    sources = [spill.input(name) for name in in_order(spill, "keys")]
     readers = [pa.ipc.open_file(source) for source in sources]
     for part in parts:
         keys = [reader.get_batch(part) for reader in readers]

@@ -33,6 +33,7 @@ import polars as pl
 
 from pipelines import catalogs
 from pipelines.catalogs.source import Plan
+from pipelines.common import executor as executors
 from pipelines.common.atomic import write_json
 from pipelines.common.params import ParamsError, catalog_block, load_section
 from pipelines.ingest.filters import STEPS, Rules
@@ -112,18 +113,20 @@ def table_counts(table: Table, raw: int, kept: int, tallied: pl.DataFrame) -> di
 
 
 def ingest(catalog: str, source: str | Path, options: Mapping[str, Any], params: Mapping[str, Any], out: Path,
-           engine: Engine | None = None, beam_args: list[str] | None = None) -> dict[str, Any]:
+           engine: Engine | None = None, beam_args: list[str] | None = None,
+           executor: executors.ExecutorSettings | None = None) -> dict[str, Any]:
     """Read, filter and write one catalog into `out`; returns the counts (also in counts.json).
 
     `options` are the catalog's plug-in options (params `catalogs.<catalog>.ingest`), `params` the
     `ingest` section. Nothing in `out` changes unless every file was written, the counts add up and
     the catalog passed `check_health`."""
-    return ingest_plan(catalog, catalogs.plan(catalog, source, options), source, params, out, engine, beam_args)
+    return ingest_plan(catalog, catalogs.plan(catalog, source, options), source, params, out, engine, beam_args,
+                       executor)
 
 
 def ingest_plan(catalog: str, plan: Plan, source: str | Path, params: Mapping[str, Any], out: Path,
-                engine: Engine | None = None, beam_args: list[str] | None = None, refuse: bool = True
-                ) -> dict[str, Any]:
+                engine: Engine | None = None, beam_args: list[str] | None = None,
+                executor: executors.ExecutorSettings | None = None, refuse: bool = True) -> dict[str, Any]:
     """`ingest` of a plan already made; `refuse=False` writes an unhealthy catalog too (`semrec catalog check`)."""
     rules = Rules.from_params(params.get("filters") or {})
     engine = check_engine(engine or params.get("engine"))
@@ -137,7 +140,8 @@ def ingest_plan(catalog: str, plan: Plan, source: str | Path, params: Mapping[st
         if engine == "beam":
             result = module.run(plan, str(source), catalog, rules, output, beam_args or [], SPLIT_BYTES)
         else:
-            result = module.run(plan, str(source), catalog, rules, output, workers, SPLIT_BYTES)
+            result = module.run(plan, str(source), catalog, rules, output, workers, SPLIT_BYTES,
+                                executor or executors.ExecutorSettings())
         rows = output.close()
         quarantine = pl.scan_parquet(folder / "quarantine.parquet")
         tallied = tally(quarantine)
@@ -186,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(beam_args)} (Beam options need --engine beam)")
     source = args.source or block["source"]
     try:
-        counts = ingest(args.catalog, source, block["ingest"], params, args.out, args.engine, beam_args)
+        counts = ingest(args.catalog, source, block["ingest"], params, args.out, args.engine, beam_args,
+                        executors.load(args.params))
     except FileNotFoundError as err:  # a source file named in params is missing: the params (or the file) to fix
         raise ParamsError(f"catalogs.{args.catalog}: {err} (source: {source})") from err
     print(summary(args.catalog, counts))
