@@ -47,6 +47,7 @@ from measure import ROOT, run, write_results  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 WORK = RESULTS / "tmp" / "cluster"
 KINDS = ("local", "local-cluster", "dask")
+WORKER_CONFIG = {"distributed": {"nanny": {"pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": None}}}}
 FILTERS = {"min_rating": 4, "min_tokens": 5, "language": "en", "min_user_positives": 3}
 
 
@@ -57,7 +58,10 @@ class DaskProcesses:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "POLARS_MAX_THREADS": "1"}
+        config = WORK / "dask-config"  # the README's worker config: glibc keeps its own trim threshold
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "semrec.yaml").write_text(yaml.safe_dump(WORKER_CONFIG))
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "POLARS_MAX_THREADS": "1", "DASK_CONFIG": str(config)}
         dask = [sys.executable, "-m", "dask"]
         log = (WORK / "dask.log").open("ab")
         self.processes = [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 
@@ -46,6 +47,19 @@ def test_every_local_kind_maps_in_order(kind, workers):
         assert list(pool.map(abs, range(-20, 0))) == list(range(20, 0, -1))
         with pytest.raises(TypeError):
             list(pool.map(abs, ["x"]))
+
+
+def worker_environment(names: tuple[str, ...]) -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in names}
+
+
+@pytest.mark.parametrize("kind", ["local", "local-cluster"])
+def test_workers_get_the_stage_env_and_glibc_s_own_trim_threshold(kind, monkeypatch):
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    names = ("POLARS_MAX_THREADS", "MALLOC_TRIM_THRESHOLD_")
+    with executor.open_executor(ExecutorSettings(kind), 2, {"POLARS_MAX_THREADS": "1"}) as pool:
+        seen = list(pool.map(worker_environment, [names, names]))
+    assert seen == [{"POLARS_MAX_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": None}] * 2
 
 
 def test_an_absent_scheduler_is_a_clear_error(monkeypatch):

@@ -30,6 +30,7 @@ import yaml
 Kind = Literal["local", "local-cluster", "dask"]
 SECTION = "executor"
 CONNECT_TIMEOUT_S = 30
+TRIM_THRESHOLD = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 T = TypeVar("T")
 
 
@@ -106,15 +107,19 @@ def open_executor(settings: ExecutorSettings, workers: int,
         with local_pool(workers, env or {}) as pool:
             yield pool
         return
+    import dask
     from distributed import Client, LocalCluster
 
     if settings.kind == "local-cluster":
         # The scheduler runs in this process: its routine INFO lines (workers come and go) are not the stage's.
         logging.getLogger("distributed").setLevel(logging.WARNING)
         # No dashboard, and the scheduler's HTTP endpoint on a free port: two runs at once never fight over
-        # 8787. Each worker runs one task at a time.
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          scheduler_kwargs={"dashboard_address": ":0"}, env=dict(env or {})) as cluster, \
+        # 8787. Each worker runs one task at a time. Dask's workers default to MALLOC_TRIM_THRESHOLD_=65536,
+        # which makes glibc hand memory back at nearly every free: the Polars tasks then spend more time in
+        # the kernel than the local pool's (bench/results/cluster.md); glibc's own threshold is kept.
+        with dask.config.set({TRIM_THRESHOLD: None}), \
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                             scheduler_kwargs={"dashboard_address": ":0"}, env=dict(env or {})) as cluster, \
                 Client(cluster) as client:
             yield dask_executor(client)
         return
