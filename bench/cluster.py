@@ -9,9 +9,9 @@ Three executors (pipelines/common/executor.py) at 1 and 2 workers:
 Ingest: `semrec ingest` of the 1M-review Amazon category (bench/amazon_category.py, the input of
 bench/ingest.py: JSONL, every rule, language ID included). Embed: `semrec embed` of the first --docs
 item documents (~150-220 characters) the first ingest run kept, with an INT8 encoder, one ONNX thread per
-worker. Each run is a subprocess;
-the kinds alternate within each round, so that what else the shared machine runs falls on all of them alike,
-and the median of the rounds is reported. Outputs are checked identical across kinds (md5 of every file).
+worker. Each run is a subprocess; the kinds alternate within each round, their order rotated every round,
+so that what else the shared machine runs falls on all of them alike, and the median of the rounds is
+reported. Outputs are checked identical across kinds (md5 of every file).
 CPU seconds: the run's process tree, plus for `dask` what the scheduler and workers used during the run
 (they are not its children): unlike wall seconds, they do not depend on what else the machine runs. Peak
 RSS: the run's process tree (`dask`: the driver only).
@@ -146,8 +146,8 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 mine = [r for r in runs if (r["stage"], r["workers"], r["kind"]) == (stage, workers, kind)
                         and r["exit"] == 0]
                 if mine:
-                    medians[kind] = statistics.median(r["seconds"] for r in mine)
-                    cpu[kind] = statistics.median(r["cpu_seconds"] for r in mine)
+                    medians[kind] = round(statistics.median(r["seconds"] for r in mine), 2)
+                    cpu[kind] = round(statistics.median(r["cpu_seconds"] for r in mine), 2)
                     rows.append({"stage": stage, "workers": workers, "kind": kind, "runs": len(mine),
                                  "median_s": medians[kind], "seconds": [r["seconds"] for r in mine],
                                  "median_cpu_s": cpu[kind], "cpu_seconds": [r["cpu_seconds"] for r in mine],
@@ -172,9 +172,10 @@ def report(result: dict[str, Any]) -> str:
         "size 64, one ONNX thread per worker. `local`: the process pool (1 worker: the stage's own process); "
         "`local-cluster`: a Dask LocalCluster started and closed within each run; `dask`: a `dask scheduler` + "
         "`dask worker --nthreads 1` processes on 127.0.0.1 started before the runs. Each cell: the median of "
-        f"the rounds run (all listed; {result['rounds']} planned), the kinds alternating within a round. Machine: {result['cpus']} cores shared "
-        f"with other jobs (load average {result['load_average']} at the start, {result['load_average_end']} at the "
-        "end): wall seconds measure what the other jobs left. Peak RSS: the run's process tree (`dask`: the "
+        f"the rounds run (all listed; {result['rounds']} planned), the kinds alternating within a round, their order "
+        f"rotated every round. Machine: {result['cpus']} cores shared with other jobs (load average "
+        f"{result['load_average']} at the start, {result['load_average_end']} at the end): wall seconds measure "
+        "what the other jobs left. Peak RSS: the run's process tree (`dask`: the "
         "driver only).",
         "",
         "| stage | workers | executor | seconds (median; all) | rate | overhead vs local | CPU s (median; all) | "
@@ -223,7 +224,7 @@ def main() -> None:
         cluster = DaskProcesses(workers)
         try:
             for round_ in range(args.rounds):
-                for kind in KINDS:
+                for kind in KINDS[round_ % 3:] + KINDS[:round_ % 3]:  # no kind always runs after the same one
                     address = cluster.address if kind == "dask" else None
                     before = cluster.cpu_seconds()
                     outcome = ingest(raw, kind, workers, address, round_)
