@@ -23,6 +23,7 @@ Results: bench/results/cluster.{json,md}. Work files: bench/results/tmp/cluster/
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -43,10 +44,13 @@ from amazon_category import CATEGORY  # noqa: E402
 from ingest import ITEMS_PER_REVIEW, inputs  # noqa: E402
 from measure import ROOT, run, write_results  # noqa: E402
 
+from pipelines.common.executor import TRIM_THRESHOLD  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 WORK = RESULTS / "tmp" / "cluster"
 KINDS = ("local", "local-cluster", "dask")
-WORKER_CONFIG = {"distributed": {"nanny": {"pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": None}}}}
+# the README's worker config, from the key local-cluster sets (one source of truth for it)
+WORKER_CONFIG = functools.reduce(lambda value, key: {key: value}, reversed(TRIM_THRESHOLD.split(".")), None)
 FILTERS = {"min_rating": 4, "min_tokens": 5, "language": "en", "min_user_positives": 3}
 
 
