@@ -30,6 +30,7 @@ from sentence_transformers import SentenceTransformer
 
 from pipelines.onnx_export import export_onnx
 from pipelines.quantize import quantize_int8
+from pipelines.retrieval.encode import encode
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, model_file
 
 from measure import write_results  # bench/measure.py
@@ -74,7 +75,7 @@ def variants(model_dir: Path, encoder_dir: Path, scratch: Path) -> dict[tuple[st
     def pytorch(threads: int) -> Embed:
         def embed(texts: list[str], batch_size: int) -> np.ndarray:
             torch.set_num_threads(threads)
-            return model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+            return encode(model, texts, batch_size)
         return embed
 
     def onnx(variant: str, threads: int, folder: Path = encoder_dir) -> Embed:

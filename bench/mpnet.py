@@ -9,7 +9,7 @@ each zero-shot and fine-tuned by the project's own train stage (params.yaml `tra
 and `max_steps` replaced: the same recipe and steps for both; 50 by default, where fashion's fine-tune peaked
 in the pipeline, one validation scoring at params' `eval_steps` 50). Each is scored over every document by exact
 cosine search (`dense`) and dense fused with BM25 by reciprocal rank fusion (`fused`), with the code train
-and select score with (pipelines.common.validation); Recall@10 and MRR@10 carry percentile bootstrap CIs
+and select score with (pipelines.retrieval.validation); Recall@10 and MRR@10 carry percentile bootstrap CIs
 and the paired difference against MiniLM fine-tuned (evaluate.bootstrap's resamples). Each fine-tuned model
 then goes through pipelines.quantize (MPNet keeps its FFN output MatMuls FP32, `quantize.keep_fp32`): its
 INT8/FP32 cosine and whether the stage's parity gate would pass, file sizes, batch-1 one-thread query
@@ -43,9 +43,11 @@ from pipelines.common.atomic import atomic_path, write_json
 from pipelines.common.bootstrap import interval, paired_difference, resample_weights
 from pipelines.common.metrics import per_query
 from pipelines.common.params import load_section
-from pipelines.common.validation import SYSTEMS, Validation
-from pipelines.evaluate import Corpus, bm25_rankings
 from pipelines.quantize import ParityError, QuantizeParams, check, quantize
+from pipelines.retrieval.encode import encode, load_model
+from pipelines.retrieval.exact import exact_index
+from pipelines.retrieval.systems import Corpus, bm25_rankings
+from pipelines.retrieval.validation import SYSTEMS, Validation
 from pipelines.train import TrainParams, train
 from serving.encoder import Encoder, Variant
 
@@ -111,12 +113,9 @@ def embeddings(model_dir: Path, texts: Mapping[str, list[str]], cache: Path, bat
     out = {name: np.load(cache / f"{name}.npy") for name in texts if (cache / f"{name}.npy").exists()}
     out = {name: vectors for name, vectors in out.items() if len(vectors) == len(texts[name])}
     if len(out) < len(texts):
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(str(model_dir), device="cpu")
+        model = load_model(model_dir)
         for name in texts.keys() - out.keys():
-            out[name] = model.encode(texts[name], batch_size=batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+            out[name] = encode(model, texts[name], batch_size)
             with atomic_path(cache / f"{name}.npy") as tmp, tmp.open("wb") as f:
                 np.save(f, out[name])
     return out
@@ -131,7 +130,7 @@ def quality(models: Mapping[str, Path], sets: Mapping[str, Validation], work: Pa
     for system, folder in models.items():
         vectors = embeddings(folder, texts, work / "vectors" / system, batch_size)
         for name, v in sets.items():
-            for mode, rows in v.rankings(vectors[name] @ vectors["documents"].T).items():
+            for mode, rows in v.rankings(exact_index(v.doc_ids, vectors["documents"]), vectors[name]).items():
                 ranked[name][f"{system}/{mode}"] = rows
     out: dict[str, Any] = {}
     for name, v in sets.items():

@@ -9,12 +9,14 @@ the real `semrec publish` (subprocesses, retention keep 3, gc grace 3 min) into 
 - `semrec publish rollback --to <the newest snapshot that is not live>` every 5 minutes;
 - after every step, LATEST must verify (every file downloaded and checked against its sha256);
 - 8 reader threads share one `Reader` (polling LATEST every second) and `semrec serve` (polling every
-  second) is queried by 4 client threads (POST /search, GET /items/{id}/similar), without pause.
+  second) is queried by 4 client threads (POST /search, GET /items/{id}/similar), without pause. The
+  HTTP clients run in a process of their own, so that this process's RSS is the Reader's and not the
+  harness's; they send their answers here in batches.
 Every answer is checked against the snapshot id it reports: a snapshot's id ends in the digest of its
 files, so it names the variant, and each variant's answers were computed up front.
 Recorded: queries, failures, wrong-snapshot answers, p50/p99 latency per minute, RSS and open file
-descriptors of the reader process (this one) and the server every 10 s, with the RSS slope after the
-warm-up (a leak shows as a slope).
+descriptors of the reader process (this one), the server and the HTTP client process every 10 s, with
+the RSS slope after the warm-up (a leak shows as a slope).
 
     nice -n 19 python bench/soak.py                 # 60 minutes
     python bench/soak.py --minutes 3                 # a smoke run
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -62,8 +65,10 @@ QUERIES = [("red dress", {}), ("blue denim jeans", {}), ("warm wool coat", {}), 
            ("silk blouse party", {"year_min": 2010, "price_max": 150.0}), ("green shirt", {})]
 SIMILAR = ["i01", "i05", "i09"]
 K = 5
+HTTP_CLIENTS = 4
 KILLS = 10  # kill -9s of publisher 1 in the run
 WARM_UP_FRACTION = 1 / 6  # RSS slope over the rest (10 of 60 minutes)
+PROCESSES = ("reader", "server", "http_clients")  # sampled every 10 s; the first two are under test
 
 
 def rotated(rows: list[tuple]) -> list[tuple]:
@@ -74,6 +79,78 @@ def rotated(rows: list[tuple]) -> list[tuple]:
 
 def variant_of(snapshot_id: str) -> str:
     return snapshot_id.rsplit("-", 1)[1]  # the digest of the snapshot's files
+
+
+class HttpClients:
+    """The HTTP client threads (run in a process of their own by `http_clients`). Each answer goes to the
+    soak as ("answer", snapshot_id, key, item ids or None, seconds, error or None), each resend as
+    ("resent", why), in one batch a second."""
+
+    def __init__(self, port: int, batches: multiprocessing.Queue, stop: threading.Event):
+        self.port, self.batches, self.stop = port, batches, stop
+        self.pending: list[tuple] = []
+        self.lock = threading.Lock()
+
+    def note(self, *entry: Any) -> None:
+        with self.lock:
+            self.pending.append(entry)
+
+    def flush(self) -> None:
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            self.batches.put(batch)
+
+    def loop(self, seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30) as client:
+            while not self.stop.is_set():
+                began = time.perf_counter()
+                if rng.random() < 0.25:
+                    item = rng.choice(SIMILAR)
+                    key, request = f"s:{item}", lambda: client.get(f"/items/{item}/similar", params={"k": K})
+                else:
+                    text, filters = rng.choice(QUERIES)
+                    key = f"q:{text}|{json.dumps(filters)}"
+                    body = {"text": text, "k": K, **({"filters": filters} if filters else {})}
+                    request = lambda: client.post("/search", json=body)  # noqa: E731
+                try:
+                    response = self.send(request)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+                    answer = response.json()
+                except Exception as err:  # noqa: BLE001 - every failure is counted
+                    self.note("answer", "", key, None, 0.0, f"{type(err).__name__}: {err}")
+                    continue
+                self.note("answer", answer["snapshot_id"], key, [i["item_id"] for i in answer["items"]],
+                          time.perf_counter() - began, None)
+
+    def send(self, request: Callable[[], httpx.Response]) -> httpx.Response:
+        """Send a (read-only) request, and once more when the kept-alive connection it went out on was
+        closed under it: uvicorn closes a connection idle for 5 s, and a client starved that long can
+        write into it as it closes (ECONNRESET). Browsers and urllib3 resend such a request too; each
+        resend is counted (`http_resent`), and a second failure is a failed query."""
+        try:
+            return request()
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as err:
+            self.note("resent", f"{type(err).__name__}: {err}")
+            return request()
+
+
+def http_clients(port: int, clients: int, batches: multiprocessing.Queue, stopped: Any) -> None:
+    """Query `semrec serve` from `clients` threads until `stopped` is set, then send None."""
+    stop = threading.Event()
+    sender = HttpClients(port, batches, stop)
+    threads = [threading.Thread(target=sender.loop, args=(100 + i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    while not stopped.wait(1):
+        sender.flush()
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    sender.flush()
+    batches.put(None)
 
 
 class Soak:
@@ -200,42 +277,16 @@ class Soak:
                 continue
             self.record("reader", snapshot.snapshot_id, key, ids, time.perf_counter() - began)
 
-    def http_loop(self, seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30) as client:
-            while not self.stop.is_set():
-                began = time.perf_counter()
-                if rng.random() < 0.25:
-                    item = rng.choice(SIMILAR)
-                    key, request = f"s:{item}", lambda: client.get(f"/items/{item}/similar", params={"k": K})
+    def take_http_answers(self, batches: multiprocessing.Queue) -> None:
+        """Record the HTTP client process's answers until it sends None."""
+        while (batch := batches.get()) is not None:
+            for kind, *fields in batch:
+                if kind == "resent":
+                    with self.lock:
+                        self.counts["http_resent"] += 1
+                        self.example(f"{self.minute():.1f} min http resent after {fields[0]}")
                 else:
-                    text, filters = rng.choice(QUERIES)
-                    key = f"q:{text}|{json.dumps(filters)}"
-                    body = {"text": text, "k": K, **({"filters": filters} if filters else {})}
-                    request = lambda: client.post("/search", json=body)  # noqa: E731
-                try:
-                    response = self.send(request)
-                    if response.status_code != 200:
-                        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
-                    answer = response.json()
-                except Exception as err:  # noqa: BLE001 - every failure is counted
-                    self.record("http", "", key, None, 0.0, f"{type(err).__name__}: {err}")
-                    continue
-                self.record("http", answer["snapshot_id"], key, [i["item_id"] for i in answer["items"]],
-                            time.perf_counter() - began)
-
-    def send(self, request: Callable[[], httpx.Response]) -> httpx.Response:
-        """Send a (read-only) request, and once more when the kept-alive connection it went out on was
-        closed under it: uvicorn closes a connection idle for 5 s, and a client starved that long can
-        write into it as it closes (ECONNRESET). Browsers and urllib3 resend such a request too; each
-        resend is counted (`http_resent`), and a second failure is a failed query."""
-        try:
-            return request()
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as err:
-            with self.lock:
-                self.counts["http_resent"] += 1
-                self.example(f"{self.minute():.1f} min http resent after {type(err).__name__}: {err}")
-            return request()
+                    self.record("http", *fields)
 
     # --- publishers, rollbacks, kills ----------------------------------------------------------------------
     def check_latest(self, after: str) -> None:
@@ -316,14 +367,15 @@ class Soak:
         self.check_latest("rollback")
 
     # --- sampling ----------------------------------------------------------------------------------------
-    def sampler(self) -> None:
-        me = psutil.Process()
-        server = psutil.Process(self.server.pid)
+    def sampler(self, clients_pid: int) -> None:
+        processes = {"reader": psutil.Process(), "server": psutil.Process(self.server.pid),
+                     "http_clients": psutil.Process(clients_pid)}
         next_window = self.started + 60
         while not self.stop.wait(10):
-            self.samples.append({"minute": round(self.minute(), 2),
-                                 "reader_rss_mb": me.memory_info().rss / 2**20, "reader_fds": me.num_fds(),
-                                 "server_rss_mb": server.memory_info().rss / 2**20, "server_fds": server.num_fds()})
+            sample: dict[str, Any] = {"minute": round(self.minute(), 2)}
+            for name, process in processes.items():
+                sample |= {f"{name}_rss_mb": process.memory_info().rss / 2**20, f"{name}_fds": process.num_fds()}
+            self.samples.append(sample)
             if time.monotonic() >= next_window:
                 next_window += 60
                 self.close_window()
@@ -350,10 +402,14 @@ class Soak:
         reader.start_polling(1.0)
         self.started = time.monotonic()
         self.deadline = self.started + self.minutes * 60
+        spawn = multiprocessing.get_context("spawn")
+        batches, clients_stopped = spawn.Queue(), spawn.Event()
+        clients = spawn.Process(target=http_clients, args=(self.port, HTTP_CLIENTS, batches, clients_stopped))
+        clients.start()
         threads = [threading.Thread(target=self.reader_loop, args=(reader, i), daemon=True) for i in range(8)]
-        threads += [threading.Thread(target=self.http_loop, args=(100 + i,), daemon=True) for i in range(4)]
+        threads.append(threading.Thread(target=self.take_http_answers, args=(batches,), daemon=True))
         workers = [threading.Thread(target=t, daemon=True) for t in (self.publisher_1, self.publisher_2, self.roller)]
-        sampler = threading.Thread(target=self.sampler, daemon=True)
+        sampler = threading.Thread(target=self.sampler, args=(clients.pid,), daemon=True)
         for thread in [*threads, *workers, sampler]:
             thread.start()
         try:
@@ -361,8 +417,10 @@ class Soak:
                 pass
         finally:
             self.stop.set()
+            clients_stopped.set()
             for thread in [*workers, *threads, sampler]:
                 thread.join(120)
+            clients.join(60)
             reader.stop_polling()
             self.close_window()
             self.finish()
@@ -386,7 +444,7 @@ class Soak:
     def summary(self) -> dict[str, Any]:
         c = self.counts
         fds = {key: (self.samples[0][key], self.samples[-1][key], max(s[key] for s in self.samples))
-               for key in ("reader_fds", "server_fds")} if self.samples else {}
+               for key in (f"{p}_fds" for p in PROCESSES)} if self.samples else {}
         warm = [s for s in self.samples if s["minute"] >= self.minutes * WARM_UP_FRACTION]
         return {
             "minutes": round(self.minute(), 1),
@@ -398,9 +456,9 @@ class Soak:
             "rollbacks": {k.removeprefix("rollback_"): v for k, v in c.items() if k.startswith("rollback_")},
             "latest_checks": c["latest_check_ok"] + c["latest_check_failed"],
             "latest_check_failures": c["latest_check_failed"],
-            "rss_slope_mb_per_10min": {"reader": self.slope("reader_rss_mb"), "server": self.slope("server_rss_mb")},
+            "rss_slope_mb_per_10min": {key: self.slope(f"{key}_rss_mb") for key in PROCESSES},
             "rss_mb_after_warm_up": {key: [round(warm[0][f"{key}_rss_mb"], 1), round(warm[-1][f"{key}_rss_mb"], 1)]
-                                     for key in ("reader", "server")} if warm else {},
+                                     for key in PROCESSES} if warm else {},
             "fds_first_last_max": fds, "debris_left": getattr(self, "leftovers", None),
         }
 
@@ -409,7 +467,7 @@ class Soak:
             report = {"summary": self.summary(), "windows": list(self.windows), "samples": list(self.samples),
                       "events": list(self.events), "failure_examples": list(self.examples),
                       "setup": {"queries": [q for q, _ in QUERIES], "similar": SIMILAR, "k": K, "reader_threads": 8,
-                                "http_clients": 4, "publish_every_s": [30, 45], "rollback_every_s": 300,
+                                "http_clients": HTTP_CLIENTS, "publish_every_s": [30, 45], "rollback_every_s": 300,
                                 "kills_wanted": KILLS, "keep": 3, "gc_grace_hours": 0.05, "nice": os.nice(0),
                                 "cpus": os.cpu_count()}}
         (RESULTS / "soak.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -424,8 +482,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{setup['publish_every_s'][0]} s (A/B alternating, {setup['kills_wanted']} kill -9s), publisher 2 every "
         f"{setup['publish_every_s'][1]} s, a rollback every {setup['rollback_every_s'] // 60} min, keep "
         f"{setup['keep']}, gc grace {setup['gc_grace_hours'] * 60:.0f} min; {setup['reader_threads']} reader "
-        f"threads on one Reader and {setup['http_clients']} HTTP clients of `semrec serve`, both polling LATEST "
-        "every second.", "",
+        f"threads on one Reader and {setup['http_clients']} HTTP clients (in a process of their own) of "
+        "`semrec serve`, both polling LATEST every second.", "",
         "| | |", "|---|---|",
         f"| queries (reader / HTTP) | {s['queries']:,} ({s['reader_queries']:,} / {s['http_queries']:,}) |",
         f"| failed queries | {s['failed_queries']} |",
@@ -433,8 +491,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"| answers from a snapshot other than the one reported | {s['wrong_snapshot_answers']} |",
         f"| publishes | {s['publishes']} |", f"| rollbacks | {s['rollbacks']} |",
         f"| LATEST verified after a step | {s['latest_checks']} times, {s['latest_check_failures']} failed |",
-        f"| RSS slope after warm-up, MB per 10 min (reader / server) | {s['rss_slope_mb_per_10min']['reader']} / "
-        f"{s['rss_slope_mb_per_10min']['server']} |",
+        "| RSS slope after warm-up, MB per 10 min (reader / server / the HTTP clients' process) | "
+        + " / ".join(str(s["rss_slope_mb_per_10min"][p]) for p in PROCESSES) + " |",
         f"| RSS after warm-up, first -> last MB | {s['rss_mb_after_warm_up']} |",
         f"| open fds, first / last / max | {s['fds_first_last_max']} |",
         f"| crash debris left at the end | {s['debris_left']} |", "",

@@ -16,19 +16,38 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from pipelines.common.atomic import write_json
-from pipelines.common.bootstrap import paired_difference, resample_weights
+from pipelines.common.bootstrap import BootstrapParams, paired_difference, resample_weights
 from pipelines.common.metrics import parse_metric, per_query
-from pipelines.common.params import load_section
+from pipelines.common.params import load_section, typed_section
 from pipelines.common.queries import QuerySet, Rankings
 from pipelines.common.schemas import DOCUMENTS, conform
-from pipelines.eval_report import cell, write_text
-from pipelines.evaluate import exact_rankings, flat_interval, st_vectors
+from pipelines.evaluation.report import cell, write_text
+from pipelines.evaluation.scores import flat_interval
+from pipelines.retrieval.encode import encode, load_model
+from pipelines.retrieval.exact import exact_index
+
+
+@dataclass(frozen=True)
+class CrossCatalogParams:
+    """params `cross_catalog`."""
+    metrics: tuple[str, ...]
+    bootstrap: BootstrapParams
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        for name in self.metrics:
+            parse_metric(name)
+
+    @classmethod
+    def from_section(cls, section: object) -> CrossCatalogParams:
+        return typed_section(cls, section, "cross_catalog")
 
 
 def read_run(path: Path, qids: Sequence[str]) -> Rankings:
@@ -55,27 +74,23 @@ def read_queries(runs: Path, name: str) -> tuple[list[str], QuerySet]:
                           ["test"] * len(qids))
 
 
-def guard(encoder: Path, documents: Path, runs: Path, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def guard(encoder: Path, documents: Path, runs: Path, name: str, params: CrossCatalogParams) -> dict[str, Any]:
     """Selected encoder (`encoder`) vs the base model's evaluate run on another catalog's query set."""
-    from sentence_transformers import SentenceTransformer
-
     qids, queries = read_queries(runs, name)
     docs = conform(pq.read_table(documents), DOCUMENTS, str(documents))
-    ids, texts = docs["item_id"].to_pylist(), docs["document"].to_pylist()
-    model = SentenceTransformer(str(encoder), device="cpu")
-    batch = int(params["batch_size"])
-    names = list(params["metrics"])
+    model = load_model(encoder)
+    index = exact_index(docs["item_id"].to_pylist(), encode(model, docs["document"].to_pylist(), params.batch_size))
+    names = list(params.metrics)
     k = max(parse_metric(metric)[1] for metric in names)
-    selected = exact_rankings(st_vectors(model, texts, batch), ids, st_vectors(model, queries.texts, batch), k)
+    selected = index.search(encode(model, queries.texts, params.batch_size), k)
     base = read_run(runs / f"{name}.zero_shot.trec", qids)
     scores = {system: per_query(ranked, queries.relevance, names) for system, ranked in
               (("selected", selected), ("zero_shot", base))}
-    boot = params["bootstrap"]
-    weights = resample_weights(len(qids), int(boot["resamples"]), int(boot["seed"]))
+    weights = resample_weights(len(qids), params.bootstrap.resamples, params.bootstrap.seed)
     out: dict[str, Any] = {"queries": len(qids)}
     for metric in names:
         diff = paired_difference(scores["selected"][metric], scores["zero_shot"][metric], weights,
-                                 float(boot["confidence"]))
+                                 params.bootstrap.confidence)
         out |= {f"selected_{metric}": float(scores["selected"][metric].mean()),
                 f"zero_shot_{metric}": float(scores["zero_shot"][metric].mean())}
         out |= {f"difference_{key}": value for key, value in flat_interval(metric, diff).items()}
@@ -109,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="cross_catalog.json (and .md beside it)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    params = load_section("cross_catalog", args.params)
+    params = CrossCatalogParams.from_section(load_section("cross_catalog", args.params))
     report = {}
     for catalog, encoder, other, pairs_dir, runs in args.check:
         report[f"{catalog}_on_{other}"] = guard(Path(encoder), Path(pairs_dir) / "documents.parquet", Path(runs),
                                                 args.set, params)
     write_json(report, args.out)
-    write_text(markdown(report, params["metrics"]), args.out.with_suffix(".md"))
+    write_text(markdown(report, params.metrics), args.out.with_suffix(".md"))
     print({key: own["not_worse"] for key, own in report.items()})
     return 0

@@ -4,8 +4,8 @@ endpoint (the fine-tuned model in FP32 + exact search) beside the snapshot's ONN
     semrec demo --root published --catalog movies --compare-pytorch models/movies/finetuned
     # then open http://127.0.0.1:8000/
 
-The PyTorch system encodes each query with sentence-transformers (FP32, L2-normalised, as the
-evaluate stage does) and ranks every catalog document exactly (one matrix-vector product); the
+The PyTorch system encodes each query with sentence-transformers (FP32, L2-normalised: the pipeline's one
+encode, pipelines.retrieval.encode) and ranks every catalog document exactly (pipelines.retrieval.exact); the
 documents (`--documents`, by default the pairs stage's documents.parquet of the catalog) are embedded
 once at start. The page opens with the snapshot's dense mode and PyTorch side by side, and the live
 panel times both the same way. The snapshot is pinned (no LATEST polling), so its item rows stay
@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from pipelines.retrieval.encode import encode, load_model
+from pipelines.retrieval.exact import exact_index, top
 from serving.arguments import add_reader_arguments
 from serving.dashboard import SnapshotSystem, System, snapshot_systems
 from serving.hits import Hit, hits_from
@@ -46,26 +48,20 @@ class PytorchSystem:
         self.model, self.reader = model, reader
         self.shards, self.rows = located[:, 0], located[:, 1]
         self.row_of = {item_id: row for row, item_id in enumerate(item_ids)}
-        self.embeddings = self.encode(documents, batch_size)
+        self.index = exact_index(item_ids, encode(model, documents, batch_size))
 
-    def encode(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
-        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False).astype(np.float32)
-
-    def top(self, scores: np.ndarray, k: int) -> list[Hit]:
-        k = min(k, len(scores))
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best], kind="stable")]
+    def hits(self, scores: np.ndarray, k: int) -> list[Hit]:
+        best = top(scores, k)
         return hits_from(self.reader.snapshot.index.metadata(self.shards[best], self.rows[best]), scores[best])
 
     def search(self, text: str, k: int) -> list[Hit]:
-        return self.top(self.embeddings @ self.encode([text])[0], k)
+        return self.hits(self.index.scores(encode(self.model, [text], 1))[0], k)
 
     def more_like(self, item_id: str, k: int) -> list[Hit]:
         row = self.row_of[item_id]  # KeyError: no such item
-        scores = self.embeddings @ self.embeddings[row]
+        scores = self.index.scores(self.index.vectors[row:row + 1])[0]
         scores[row] = -np.inf
-        return self.top(scores, min(k, len(scores) - 1))
+        return self.hits(scores, min(k, len(scores) - 1))
 
 
 def demo_systems(reader: Reader, pytorch: System) -> dict[str, System]:
@@ -86,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import uvicorn
-    from sentence_transformers import SentenceTransformer
 
     from serving.http import create_app
 
@@ -94,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     documents = pq.read_table(args.documents or Path("data") / args.catalog / "pairs" / "documents.parquet",
                               columns=["item_id", "document"])
     started = time.perf_counter()
-    pytorch = PytorchSystem(SentenceTransformer(str(args.compare_pytorch), device="cpu"), reader,
+    pytorch = PytorchSystem(load_model(args.compare_pytorch), reader,
                             documents.column("item_id").to_pylist(), documents.column("document").to_pylist())
     log.info("PyTorch side: %d documents embedded in %.1f s", len(pytorch.row_of), time.perf_counter() - started)
     uvicorn.run(create_app(reader, demo_systems(reader, pytorch)), host=args.host, port=args.port)

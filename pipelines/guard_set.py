@@ -16,7 +16,7 @@ from pathlib import Path
 from pipelines.common.atomic import atomic_dir
 
 GUARD_DIR = "guard"  # under a catalog's pairs folder: <catalog>/<files>
-GUARD_FILES = ("validation.parquet", "documents.parquet")  # what pipelines.common.validation.Validation.load reads
+GUARD_FILES = ("validation.parquet", "documents.parquet")  # what pipelines.retrieval.validation.Validation.load reads
 
 
 def guard_sets(pairs: Path, catalog: str) -> dict[str, Path]:

@@ -1,36 +1,13 @@
-"""pairs stage: (query, positive item) pairs, a leakage-free train/validation/test split, and the documents.
+"""pairs stage: (query, positive item) pairs, a leakage-free train/validation/test split, the documents, and the
+popularity prior's counts.
 
     semrec pairs --catalog fashion --ingest data/fashion/ingest --out data/fashion/pairs
 
-Settings: params `pairs`, with the catalog's overrides (`catalogs.<catalog>.pairs`) laid over it.
-Queries come from one source per catalog (`queries`):
-- `reviews`: query = review summary + body of a positive review (rating >= min_rating, body of at least
-  `review_min_words` words); its hard form is the summary alone, or the body's first
-  `hard_query_tokens` words when there is no summary.
-- `co_liked` (no review text): query = the document of an item a user liked, positive = the next item
-  the same user liked (by time); at most `co_liked_per_user` pairs per user, `co_liked_max_pairs` in all.
-  Its hard form is the liked item's bare title.
-- `none`: only the extra pairs below (movies: text-grounded pseudo-queries and synthetic requests; co-liked
-  pairs taught co-occurrence, not content, and lost on validation).
-Extra pairs made and split elsewhere (movies: pseudo-queries split by movie, synthetic conversational
-queries split by entity filling), in the PAIRS schema, are read from `<ingest>/extra_pairs/<stage>/<side>_pairs.parquet`
-(side: train, validation, test; stages in name order); they keep their side and are their own hard form. An inverse-cloze pair (kind `ict`: a sentence of the item's own summary) is cut out
-of its item's document, so no query is a substring of the document it must find.
-`test.parquet` = the test rows as queried (the primary protocol: a whole review, a pseudo-query);
-`test_hard.parquet` = the same rows, each with its query's hard form (a review's title alone);
-`validation.parquet` = the validation rows as queried, what later choices (checkpoint, encoder, fusion,
-efSearch) are tuned on.
-
-Exact duplicate (query, item) pairs are dropped, then pairs are split by group (pipelines.common.split): the
-review body for reviews, the query text otherwise, so no review text and no (query, item) pair is on
-two sides. A side that would hold fewer than `min_test_queries` / `min_validation_queries` groups gets
-a larger fraction, up to half the groups for the two (`sized_fractions`); pairs.json then records the
-fractions used, and warns where a side is still short. `documents.parquet` holds each item's ingest document; where `document_review_chars` > 0
-(catalogs whose items have no text of their own) it adds snippets of that item's TRAINING reviews only;
-the reviews so quoted are then dropped from the training queries. `train_hard_queries: true` also trains
-on each training query's hard form, the shape the test queries have. `popularity.parquet` counts each item's
-positive interactions (rating >= min_rating) except those whose review is a validation or test query, the
-popularity prior's input (serving.prior): a held-out review never counts toward its own item.
+Settings: params `pairs`, with the catalog's overrides (`catalogs.<catalog>.pairs`) laid over it. `build` runs
+the steps in order; each leakage rule is explained on the function that enforces it: `split`, `with_extras`,
+`item_documents`, `without_cloze_queries`, `without_quoted_reviews`, `without_held_out_queries`, `popularity`.
+The query sources are described on `made_pairs`, the outputs on `output_tables`, the side sizes on
+`sized_fractions`.
 """
 
 from __future__ import annotations
@@ -117,6 +94,23 @@ class Pair:
     hard_query: str  # the short form of the query, for test_hard
 
 
+@dataclass(frozen=True)
+class Splits:
+    """The pairs on each side; test_hard needs no field: it is `test` asked by each pair's hard query."""
+
+    train: tuple[Pair, ...]
+    validation: tuple[Pair, ...]
+    test: tuple[Pair, ...]
+
+    @property
+    def held_out(self) -> tuple[Pair, ...]:
+        return self.validation + self.test
+
+    @property
+    def all(self) -> tuple[Pair, ...]:
+        return self.train + self.validation + self.test
+
+
 def review_query(summary: str, body: str) -> str:
     if not summary:
         return body
@@ -124,6 +118,9 @@ def review_query(summary: str, body: str) -> str:
 
 
 def review_pairs(interactions: Iterable[dict[str, Any]], params: PairsParams) -> list[Pair]:
+    """Query = summary + body of a positive review (rating >= min_rating, body of at least `review_min_words`
+    words), grouped by its body; its hard form is the summary alone, else the body's first `hard_query_tokens`
+    words."""
     pairs = []
     for row in interactions:
         body = (row["text"] or "").strip()
@@ -139,7 +136,8 @@ def review_pairs(interactions: Iterable[dict[str, Any]], params: PairsParams) ->
 
 def co_liked_pairs(interactions: Iterable[dict[str, Any]], items: dict[str, dict[str, Any]],
                    params: PairsParams) -> list[Pair]:
-    """Item-to-item pairs: each user's liked items in time order, consecutive ones paired (seeded sample).
+    """Item-to-item pairs: each user's liked items in time order, consecutive ones paired (seeded sample), at
+    most `co_liked_per_user` per user and `co_liked_max_pairs` in all.
 
     The query is the anchor item's document; its hard form is the anchor's bare title."""
     liked: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -159,33 +157,29 @@ def co_liked_pairs(interactions: Iterable[dict[str, Any]], items: dict[str, dict
                  group=normalise(items[a]["document"]), hard_query=items[a]["title"]) for a, b in kept]
 
 
+def made_pairs(items: list[dict[str, Any]], interactions: Rows, params: PairsParams) -> list[Pair]:
+    """The catalog's own pairs, from its one query source (`queries`): `reviews` (`review_pairs`), `co_liked`
+    for catalogs without review text (`co_liked_pairs`), or `none`, only the extra pairs other stages made
+    (movies: co-liked pairs taught co-occurrence, not content, and lost on validation)."""
+    if params.queries == "reviews":
+        return review_pairs(interactions, params)
+    if params.queries == "co_liked":
+        return co_liked_pairs(interactions, {item["item_id"]: item for item in items}, params)
+    return []
+
+
 def extra_pairs(table: pa.Table) -> list[Pair]:
     """Pairs made and split elsewhere (synthetic conversational queries: already short, their own hard form)."""
     return [Pair(query_id=r["query_id"], query=r["query"], item_id=r["item_id"], kind=r["kind"],
                  group=normalise(r["query"]), hard_query=r["query"]) for r in table.to_pylist()]
 
 
-def hard_forms(pairs: list[Pair]) -> list[Pair]:
-    """Each pair again with its hard (test-time shaped) query, where that differs: same group, so the
-    split is unchanged."""
-    return [replace(p, query_id=f"{p.query_id}#hard", query=p.hard_query, kind=f"{p.kind}_hard")
-            for p in pairs if normalise(p.hard_query) != normalise(p.query)]
-
-
-def drop_duplicates(pairs: list[Pair]) -> list[Pair]:
+def drop_duplicates(pairs: Iterable[Pair]) -> list[Pair]:
     """Keep the first of each (normalised query, item) pair."""
     unique: dict[tuple[str, str], Pair] = {}
     for pair in pairs:
         unique.setdefault((normalise(pair.query), pair.item_id), pair)
     return list(unique.values())
-
-
-def split(pairs: list[Pair], params: PairsParams) -> tuple[list[Pair], list[Pair], list[Pair]]:
-    """(train, validation, test) by each pair's group: a group lies wholly on one side."""
-    sides: dict[Side, list[Pair]] = {"train": [], "validation": [], "test": []}
-    for pair in pairs:
-        sides[side(pair.group, params.seed, params.test_fraction, params.validation_fraction)].append(pair)
-    return sides["train"], sides["validation"], sides["test"]
 
 
 def sized_fractions(groups: Iterable[str], params: PairsParams) -> PairsParams:
@@ -212,6 +206,23 @@ def sized_fractions(groups: Iterable[str], params: PairsParams) -> PairsParams:
     return replace(params, test_fraction=test, validation_fraction=validation)
 
 
+def split(pairs: Iterable[Pair], params: PairsParams) -> Splits:
+    """The pairs on three sides by their group (the review body for reviews, the query text otherwise), a group
+    wholly on one side: no review text is trained on and then tested, and no (query, item) pair is on two sides."""
+    sides: dict[Side, list[Pair]] = {"train": [], "validation": [], "test": []}
+    for pair in pairs:
+        sides[side(pair.group, params.seed, params.test_fraction, params.validation_fraction)].append(pair)
+    return Splits(train=tuple(sides["train"]), validation=tuple(sides["validation"]), test=tuple(sides["test"]))
+
+
+def with_extras(splits: Splits, extras: Splits) -> Splits:
+    """Each side with its extra pairs, exact duplicates dropped. Extra pairs keep the side their producer gave
+    them: it split them by its own leakage unit (movies: pseudo-queries by movie, requests by entity filling)."""
+    return Splits(train=tuple(drop_duplicates(splits.train + extras.train)),
+                  validation=tuple(drop_duplicates(splits.validation + extras.validation)),
+                  test=tuple(drop_duplicates(splits.test + extras.test)))
+
+
 def clip(text: str, max_chars: int) -> str:
     """`text` cut to at most `max_chars` characters, at a word boundary where there is one."""
     if len(text) <= max_chars:
@@ -220,11 +231,11 @@ def clip(text: str, max_chars: int) -> str:
     return cut.rsplit(" ", 1)[0] if " " in cut else cut
 
 
-def item_documents(items: list[dict[str, Any]], train: list[Pair],
+def item_documents(items: list[dict[str, Any]], train: Sequence[Pair],
                    max_review_chars: int) -> tuple[list[dict[str, str]], set[str]]:
-    """Each item's document plus, when `max_review_chars` > 0, snippets of its training reviews; and the
-    groups (review bodies) quoted, which are then no training query: a query quoted in its own positive
-    document teaches the encoder string matching, not intent."""
+    """Each item's document plus, when `max_review_chars` > 0 (items with no text of their own), snippets of its
+    TRAINING reviews only, since a held-out review quoted in its positive's document is found by string matching;
+    and the groups (review bodies) quoted, for `without_quoted_reviews`."""
     reviews: dict[str, list[Pair]] = defaultdict(list)
     if max_review_chars > 0:
         for pair in train:
@@ -246,7 +257,8 @@ def item_documents(items: list[dict[str, Any]], train: list[Pair],
 
 
 def without_cloze_queries(documents: list[dict[str, str]], pairs: Sequence[Pair]) -> list[dict[str, str]]:
-    """Each document without the inverse-cloze queries (CLOZE_KINDS) of its own item, on every side."""
+    """Each document without the inverse-cloze queries (CLOZE_KINDS) of its own item, on every side: a sentence
+    cut from the item's own text would otherwise be found by string matching, not by its meaning."""
     cut: dict[str, list[str]] = defaultdict(list)
     for pair in pairs:
         if pair.kind in CLOZE_KINDS:
@@ -254,9 +266,31 @@ def without_cloze_queries(documents: list[dict[str, str]], pairs: Sequence[Pair]
     return [{"item_id": d["item_id"], "document": unquoted(d["document"], cut[d["item_id"]])} for d in documents]
 
 
+def without_quoted_reviews(splits: Splits, quoted: set[str]) -> Splits:
+    """`splits` less the training pairs whose group a document quotes: a query quoted in its own positive
+    document teaches the encoder string matching, not intent."""
+    return replace(splits, train=tuple(p for p in splits.train if p.group not in quoted))
+
+
+def with_hard_forms(splits: Splits) -> Splits:
+    """Training also on each training query's hard form (where it differs), the shape the test queries have. A
+    hard form keeps its pair's group, so the split holds, but must pass `without_held_out_queries` after."""
+    hard = [replace(p, query_id=f"{p.query_id}#hard", query=p.hard_query, kind=f"{p.kind}_hard")
+            for p in splits.train if normalise(p.hard_query) != normalise(p.query)]
+    return replace(splits, train=tuple(drop_duplicates([*splits.train, *hard])))
+
+
+def without_held_out_queries(splits: Splits) -> Splits:
+    """`splits` less the training pairs whose query is a validation or test query in either form (normalised):
+    the group split keeps each review on one side, but a generic hard form ("Love it!") recurs across reviews."""
+    held_out = {normalise(q) for p in splits.held_out for q in (p.query, p.hard_query)}
+    return replace(splits, train=tuple(p for p in splits.train if normalise(p.query) not in held_out))
+
+
 def popularity(items: list[dict[str, Any]], interactions: Iterable[dict[str, Any]], held_out: set[str],
                min_rating: float) -> pa.Table:
-    """Each item's positives, skipping interactions whose review body (as a group) is in `held_out`."""
+    """Each item's positives (rating >= min_rating), skipping interactions whose review body (as a group) is in
+    `held_out`: the popularity prior (serving.prior) must not count a held-out review toward its own item."""
     counts = dict.fromkeys((item["item_id"] for item in items), 0)
     for row in interactions:
         if row["rating"] >= min_rating and normalise(row["text"] or "") not in held_out:
@@ -271,77 +305,75 @@ def check_items_known(item_ids: Iterable[tuple[str, str]], known: set[str], sour
             raise ValueError(f"{source}: row {ref!r} names item_id {item_id!r}, which items.parquet lacks")
 
 
-def pairs_table(pairs: list[Pair], hard: bool = False) -> pa.Table:
+def pairs_table(pairs: Sequence[Pair], hard: bool = False) -> pa.Table:
     rows = [{"query_id": p.query_id, "query": p.hard_query if hard else p.query, "item_id": p.item_id,
              "kind": p.kind} for p in pairs]
     return pa.Table.from_pylist(rows, schema=PAIRS)
 
 
+def output_tables(splits: Splits, documents: list[dict[str, str]], prior: pa.Table) -> dict[str, pa.Table]:
+    """Name -> table. `test` holds the test rows as queried (the primary protocol: a whole review, a
+    pseudo-query), `test_hard` the same rows by their hard form (a review's title alone), `validation` the rows
+    later choices (checkpoint, encoder, fusion, efSearch) are tuned on, queried as the primary test is."""
+    return {"train": pairs_table(splits.train), "validation": pairs_table(splits.validation),
+            "test": pairs_table(splits.test), "test_hard": pairs_table(splits.test, hard=True),
+            "documents": pa.Table.from_pylist(documents, schema=DOCUMENTS), "popularity": prior}
+
+
+def documents_changed(before: Sequence[dict[str, str]], after: Sequence[dict[str, str]]) -> int:
+    return sum(a["document"] != b["document"] for a, b in zip(before, after))
+
+
+def side_metrics(split_pairs: Splits, final: Splits) -> dict[str, Any]:
+    """Each side's pair count and kinds; test_share counts train as split, before any training pair was dropped."""
+    sides = {"train": final.train, "validation": final.validation, "test": final.test}
+    kinds = sorted({p.kind for p in final.all})
+    metrics: dict[str, Any] = {name: len(pairs) for name, pairs in sides.items()}
+    metrics |= {f"{name}_by_kind": {k: sum(p.kind == k for p in pairs) for k in kinds} for name, pairs in sides.items()}
+    held_out = len(final.held_out)
+    metrics["test_share"] = round(len(final.test) / (held_out + len(split_pairs.train)), 4) if final.test else 0.0
+    return metrics
+
+
+def sizing_notes(final: Splits, sized: PairsParams, params: PairsParams) -> dict[str, Any]:
+    """The fractions used where `sized_fractions` raised them, and a warning for each held-out side still short."""
+    notes: dict[str, Any] = {}
+    if sized != params:
+        notes["fractions_raised"] = {"test": round(sized.test_fraction, 4),
+                                     "validation": round(sized.validation_fraction, 4)}
+    warnings = [f"{name}: {len(rows)} queries, fewer than pairs.min_{name}_queries {minimum}: its CIs will be wide"
+                for name, rows, minimum in (("test", final.test, params.min_test_queries),
+                                            ("validation", final.validation, params.min_validation_queries))
+                if len(rows) < minimum]
+    if warnings:
+        notes["warnings"] = warnings
+    return notes
+
+
 def build(items: list[dict[str, Any]], interactions: Rows, params: PairsParams,
           extra_train: Sequence[Pair] = (), extra_validation: Sequence[Pair] = (),
           extra_test: Sequence[Pair] = ()) -> tuple[dict[str, pa.Table], dict[str, Any]]:
-    """All outputs (name -> table) and the metrics, from already-validated inputs.
-
-    Extra pairs keep their producer's split (train, validation or test). No training query is a validation or test
-    query in either form: a generic hard form ("Love it!") can be both, and such training pairs are
-    dropped. Validation pairs are queried as the primary test is (whole queries); test_hard adds the hard form."""
-    if params.queries == "reviews":
-        made = review_pairs(interactions, params)
-    elif params.queries == "co_liked":
-        made = co_liked_pairs(interactions, {item["item_id"]: item for item in items}, params)
-    else:
-        made = []
-    pairs = drop_duplicates(sorted(made, key=lambda p: p.query_id))  # row order must not matter
-    sized = sized_fractions((p.group for p in pairs), params)
-    train, validation, test = split(pairs, sized)
-    validation = drop_duplicates(validation + list(extra_validation))
-    test = drop_duplicates(test + list(extra_test))
-    merged = drop_duplicates(train + list(extra_train))
-    item_docs, quoted = item_documents(items, merged, params.document_review_chars)
-    with_reviews = sum(d["document"] != i["document"] for d, i in zip(item_docs, items))
-    cut_docs = without_cloze_queries(item_docs, [*merged, *validation, *test])
-    not_quoted = [p for p in merged if p.group not in quoted]
-    candidates = drop_duplicates(not_quoted + hard_forms(not_quoted) if params.train_hard_queries else not_quoted)
-    held_out = {normalise(q) for p in test + validation for q in (p.query, p.hard_query)}
-    train = [p for p in candidates if normalise(p.query) not in held_out]
-    kinds = sorted({p.kind for p in train + validation + test})
-    tables = {
-        "train": pairs_table(train),
-        "validation": pairs_table(validation),
-        "test": pairs_table(test),
-        "test_hard": pairs_table(test, hard=True),
-        "documents": pa.Table.from_pylist(cut_docs, schema=DOCUMENTS),
-        "popularity": popularity(items, interactions, {p.group for p in validation + test}, params.min_rating),
-    }
-    metrics = {
-        "items": len(items),
-        "interactions": len(interactions),
-        "pairs_made": len(made),
-        "pairs_extra": len(extra_train) + len(extra_validation) + len(extra_test),
-        "duplicates_dropped": len(made) - len(pairs),
-        "train": len(train),
-        "validation": len(validation),
-        "test": len(test),
-        "test_share": round(len(test) / (len(test) + len(validation) + len(merged)), 4) if test else 0.0,
-        "train_by_kind": {k: sum(p.kind == k for p in train) for k in kinds},
-        "validation_by_kind": {k: sum(p.kind == k for p in validation) for k in kinds},
-        "test_by_kind": {k: sum(p.kind == k for p in test) for k in kinds},
-        "train_quoted_in_documents": len(merged) - len(not_quoted),
-        "train_dropped_as_held_out_query": len(candidates) - len(train),
-        "documents_with_reviews": with_reviews,
-        "documents_with_cloze_cut": sum(a != b for a, b in zip(item_docs, cut_docs)),
-        "popularity_positives": sum(tables["popularity"]["positives"].to_pylist()),
-    }
-    if sized != params:
-        metrics["fractions_raised"] = {"test": round(sized.test_fraction, 4),
-                                       "validation": round(sized.validation_fraction, 4)}
-    warnings = [f"{name}: {len(rows)} queries, fewer than pairs.min_{name}_queries {minimum}: its CIs will be wide"
-                for name, rows, minimum in (("test", test, params.min_test_queries),
-                                            ("validation", validation, params.min_validation_queries))
-                if len(rows) < minimum]
-    if warnings:
-        metrics["warnings"] = warnings
-    return tables, metrics
+    """All outputs (name -> table) and the metrics, from already-validated inputs."""
+    made = made_pairs(items, interactions, params)
+    unique = drop_duplicates(sorted(made, key=lambda p: p.query_id))  # row order must not matter
+    sized = sized_fractions((p.group for p in unique), params)
+    extras = Splits(train=tuple(extra_train), validation=tuple(extra_validation), test=tuple(extra_test))
+    split_pairs = with_extras(split(unique, sized), extras)
+    item_docs, quoted = item_documents(items, split_pairs.train, params.document_review_chars)
+    documents = without_cloze_queries(item_docs, split_pairs.all)
+    not_quoted = without_quoted_reviews(split_pairs, quoted)
+    candidates = with_hard_forms(not_quoted) if params.train_hard_queries else not_quoted
+    final = without_held_out_queries(candidates)
+    prior = popularity(items, interactions, {p.group for p in final.held_out}, params.min_rating)
+    metrics = {"items": len(items), "interactions": len(interactions), "pairs_made": len(made),
+               "pairs_extra": len(extras.all), "duplicates_dropped": len(made) - len(unique),
+               **side_metrics(split_pairs, final),
+               "train_quoted_in_documents": len(split_pairs.train) - len(not_quoted.train),
+               "train_dropped_as_held_out_query": len(candidates.train) - len(final.train),
+               "documents_with_reviews": documents_changed(items, item_docs),
+               "documents_with_cloze_cut": documents_changed(item_docs, documents),
+               "popularity_positives": sum(prior["positives"].to_pylist()), **sizing_notes(final, sized, params)}
+    return output_tables(final, documents, prior), metrics
 
 
 def read(path: Path, schema: pa.Schema) -> list[dict[str, Any]]:

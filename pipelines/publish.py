@@ -5,7 +5,8 @@
     semrec publish gc --catalog fashion --root published --grace-hours 24   # crash debris only
 
 A snapshot `<root>/<catalog>/<id>/` holds the index shards, the INT8 encoder, the BM25 index, the
-evaluation metrics, with --popularity the popularity prior's counts (`prior/`), with --intent the folder
+evaluation metrics, the popularity prior's counts (`prior/`, --popularity) when the fusion stage tuned a
+prior (fusion.json, pipelines.retrieval.fusion_report), with --intent the folder
 `Reader.ask` reads (movies: `intent/`), and
 `manifest.json` (uploaded last; every other file's sha256). LATEST then moves by compare-and-swap, so
 of two concurrent publishers exactly one wins; the loser's snapshot stays complete but not live. The
@@ -39,15 +40,16 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipelines.common.atomic import write_json
-from pipelines.common.params import load_section
-from pipelines.common.shipped import bm25_in_index_order, positives_in_index_order
+from pipelines.common.params import load_section, typed_section
 from pipelines.lifecycle import STAGING_PREFIX, gc, gc_staging, prune, rollback
+from pipelines.retrieval.fusion_report import FusionReport
+from pipelines.retrieval.shipped import bm25_in_index_order, positives_in_index_order
 from serving.arguments import location_argument, name_argument, snapshot_argument
 from serving.bm25 import save_bm25
 from serving.conversation.ask import Conversation
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, EncoderConfig, model_file
 from serving.fusion import Fusion
-from serving.manifest import MANIFEST_NAME, Manifest, ManifestError, describe_folder
+from serving.manifest import MANIFEST_NAME, Manifest, describe_folder
 from serving.prior import save_positives
 from serving.shards import ShardedIndex
 from serving.snapshot import BM25_DIR, ENCODER_DIR, INDEX_DIR, INTENT_DIR, PRIOR_DIR
@@ -203,23 +205,26 @@ def stage_intent(source: Path, folder: Path) -> str:
         raise ValueError(f"--intent {source}: not an intent folder `ask` can load ({err})") from err
 
 
-def read_fusion(path: Path) -> tuple[Fusion, dict[str, Any]]:
-    """The fusion stage's choice, and its validation figures for the manifest's `extra`."""
-    report = json.loads(path.read_text(encoding="utf-8"))
-    try:
-        return Fusion(**report["fusion"]), {k: report[k] for k in ("chosen", "metric", "validation_queries",
-                                                                     "validation")}
-    except (KeyError, TypeError, ValueError) as err:
-        raise ManifestError(f"{path}: not a fusion stage report: {err}") from err
+@dataclass(frozen=True)
+class PublishParams:
+    """params `publish`."""
+    enabled: bool  # false: build and report the snapshot, never move LATEST
+    root: str  # fsspec URL of the published tree
+    keep: int  # complete snapshots kept per catalog (the live one always stays)
+    gc_grace_hours: float  # crash debris older than this is deleted
+    gate: Gate
+
+    @classmethod
+    def from_section(cls, section: object) -> PublishParams:
+        return typed_section(cls, section, "publish")
 
 
-def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
+def publish(args: argparse.Namespace, params: PublishParams) -> dict[str, Any]:
     store = Store(args.root)
-    gate = Gate(tuple(params["gate"]["metric"]), float(params["gate"]["tolerance"]))
     documents = pq.read_table(args.documents, columns=["item_id", "document"])
-    fusion, chosen_on = read_fusion(args.fusion)
-    if fusion.prior_weight and not args.popularity:
-        raise ValueError(f"{args.fusion} chose the popularity prior ({fusion.name()}): pass --popularity")
+    choice = FusionReport.read(args.fusion)
+    choice.check_counts(args.popularity, str(args.fusion))
+    fusion = choice.fusion
     enabled, why_not = publishing_enabled(params)
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as tmp:
         folder = Path(tmp) / "snapshot"
@@ -232,7 +237,7 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         manifest = write_manifest(folder, args.catalog, {
             **source_revision(), "embedding_model": encoder.model, "dim": index.dim,
             "metric": index.manifest.metric, "ef_search": index.manifest.ef_search,
-            "fusion": fusion, "extra": {"fusion": chosen_on}})
+            "fusion": fusion, "extra": {"fusion": choice.chosen_on()}})
         report = {"published": enabled, "snapshot_id": manifest.snapshot_id, "root": store.url,
                   "items": len(index), "files": len(manifest.files),
                   "bytes": sum(f.bytes for f in manifest.files), "fusion": asdict(fusion),
@@ -240,25 +245,25 @@ def publish(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
         if not enabled:
             log.warning("not published: %s", why_not)
             return {**report, "not_published_because": why_not}
-        report["gate"] = publish_folder(store, folder, manifest, gate, args.force)
+        report["gate"] = publish_folder(store, folder, manifest, params.gate, args.force)
     return {**report, **housekeeping(store, args.catalog, params)}
 
 
-def publishing_enabled(params: dict[str, Any]) -> tuple[bool, str]:
+def publishing_enabled(params: PublishParams) -> tuple[bool, str]:
     """(may this run move LATEST, why not). Never under `dvc exp run`, which sets DVC_EXP_NAME."""
     if os.environ.get("DVC_EXP_NAME"):
         return False, (f"running under `dvc exp run` (experiment {os.environ['DVC_EXP_NAME']}): experiments "
                        "never move LATEST; `dvc exp apply` it, then `dvc repro publish`")
-    if not params["enabled"]:
+    if not params.enabled:
         return False, "params publish.enabled is false"
     return True, ""
 
 
-def housekeeping(store: Store, catalog: str, params: dict[str, Any]) -> dict[str, Any]:
+def housekeeping(store: Store, catalog: str, params: PublishParams) -> dict[str, Any]:
     """Retention, then crash debris. Runs after LATEST moved, so the publish stands whatever happens here."""
-    grace_s = float(params["gc_grace_hours"]) * 3600
+    grace_s = params.gc_grace_hours * 3600
     try:
-        return {"pruned": prune(store, catalog, int(params["keep"])), "gc": gc(store, catalog, grace_s),
+        return {"pruned": prune(store, catalog, params.keep), "gc": gc(store, catalog, grace_s),
                 "gc_staging": [str(p) for p in gc_staging(grace_s)]}
     except Exception as err:  # noqa: BLE001 - a retention failure must not turn a done publish into exit 1
         log.warning("%s/%s: retention or gc failed, the publish stands: %s", store.url, catalog, err)
@@ -320,15 +325,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    params = load_section("publish", args.params)
-    args.root = args.root or params["root"]
+    params = PublishParams.from_section(load_section("publish", args.params))
+    args.root = args.root or params.root
     try:
         if args.command == "rollback":
             replaced = rollback(Store(args.root), args.catalog, args.to)
             print(f"{args.root}/{args.catalog}/LATEST: {replaced.snapshot_id} -> {args.to}")
             return 0
         if args.command == "gc":
-            grace_s = 3600 * (params["gc_grace_hours"] if args.grace_hours is None else args.grace_hours)
+            grace_s = 3600 * (params.gc_grace_hours if args.grace_hours is None else args.grace_hours)
             deleted = gc(Store(args.root), args.catalog, grace_s) + [str(p) for p in gc_staging(grace_s)]
             print(f"{args.root}/{args.catalog}: deleted {len(deleted)} piece(s) of crash debris"
                   + "".join(f"\n  {name}" for name in deleted))

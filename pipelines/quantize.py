@@ -32,6 +32,7 @@ from pipelines.common.atomic import atomic_dir, write_json
 from pipelines.common.params import load_section
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
 from pipelines.onnx_export import encoder_config, export_onnx, save_tokenizer
+from pipelines.retrieval.encode import encode, load_model
 from serving.encoder import CONFIG_FILE, TOKENIZER_FILE, Encoder, model_file
 
 
@@ -90,7 +91,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def parity(model: SentenceTransformer, folder: Path, texts: list[str]) -> dict[str, float]:
-    torch_vectors = model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    torch_vectors = encode(model, texts, batch_size=32)
     fp32 = Encoder.load(folder, "fp32").encode(texts)
     int8 = Encoder.load(folder, "int8").encode(texts)
     fp32_cos, int8_cos = cosines(torch_vectors, fp32), cosines(fp32, int8)
@@ -112,7 +113,7 @@ def check(figures: dict[str, float], params: QuantizeParams) -> None:
 
 def quantize(model_dir: Path, pairs_dir: Path, out: Path, params: QuantizeParams) -> dict[str, Any]:
     """Write the encoder folder `out` (only if parity holds) and return the report."""
-    model = SentenceTransformer(str(model_dir), device="cpu")
+    model = load_model(model_dir)
     architecture = model[0].model.config.model_type
     texts = held_out_texts(pairs_dir, params.parity_texts)
     with atomic_dir(out) as tmp, tqdm(total=3, desc="quantize", unit="step", disable=None) as steps:

@@ -6,7 +6,7 @@ Candidates, in this order (a tie keeps the earlier one, so fine-tuning has to ea
 - `wise@a`: WiSE-FT weight-space interpolations theta = (1 - a) * base + a * finetuned for every a in
   `select.wise_alphas` (Wortsman et al. 2022: they keep much of the zero-shot model's robustness out of
   domain at almost no cost).
-Each candidate is scored like train's checkpoints (pipelines.common.validation: dense, and RRF-fused with
+Each candidate is scored like train's checkpoints (pipelines.retrieval.validation: dense, and RRF-fused with
 BM25 as the shipped system will be) on the validation pairs. The chosen one is the best by `select.metric`
 that passes the out-of-domain guard: on every guard set's validation pairs (the other catalogs listed in
 params `select.guard`, copied to `<pairs>/guard/<catalog>/` by the guard-set stage: real text this encoder
@@ -37,20 +37,21 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from pipelines.common.atomic import atomic_dir, write_json
-from pipelines.common.bootstrap import paired_difference, resample_weights
+from pipelines.common.bootstrap import BootstrapParams, paired_difference, resample_weights
 from pipelines.common.finetuned import is_trained
-from pipelines.common.params import load_section
-from pipelines.common.validation import Validation, check_metric
+from pipelines.common.params import load_section, typed_section
 from pipelines.guard_set import guard_sets
+from pipelines.retrieval.validation import Validation, check_metric
 
 
 @dataclass(frozen=True)
 class SelectParams:
-    metric: str  # pipelines.common.validation.NAMES, on the validation pairs
+    metric: str  # pipelines.retrieval.validation.NAMES, on the validation pairs
     wise_alphas: tuple[float, ...]
     batch_size: int
     guard_metrics: tuple[str, ...]  # on other catalogs' validation pairs: not worse than the base model
-    bootstrap: Mapping[str, Any]  # resamples, confidence, seed of the guard's paired CIs
+    bootstrap: BootstrapParams  # of the guard's paired CIs
+    guard: tuple[str, ...] = ()  # the catalogs guarding each other: read by dvc.yaml's guard stage, not here
 
     def __post_init__(self) -> None:
         check_metric(self.metric, "select.metric")
@@ -58,6 +59,10 @@ class SelectParams:
             check_metric(name, "select.guard_metrics")
         if not all(0.0 < a < 1.0 for a in self.wise_alphas):
             raise ValueError(f"select.wise_alphas must lie strictly between 0 and 1, not {list(self.wise_alphas)}")
+
+    @classmethod
+    def from_section(cls, section: object) -> SelectParams:
+        return typed_section(cls, section, "select")
 
 
 def interpolate(base: Mapping[str, torch.Tensor], tuned: Mapping[str, torch.Tensor], alpha: float
@@ -81,11 +86,11 @@ def choose(scores: Mapping[str, Mapping[str, float]], metric: str, passes: Calla
 
 
 def not_worse(candidate: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray], metrics: Sequence[str],
-              bootstrap: Mapping[str, Any]) -> tuple[bool, dict[str, dict[str, float]]]:
+              bootstrap: BootstrapParams) -> tuple[bool, dict[str, dict[str, float]]]:
     """Whether, for every metric, the paired CI of candidate - base (per-query values) does not lie below 0."""
     n = len(next(iter(base.values())))
-    weights = resample_weights(n, int(bootstrap["resamples"]), int(bootstrap["seed"]))
-    diffs = {m: paired_difference(candidate[m], base[m], weights, float(bootstrap["confidence"])) for m in metrics}
+    weights = resample_weights(n, bootstrap.resamples, bootstrap.seed)
+    diffs = {m: paired_difference(candidate[m], base[m], weights, bootstrap.confidence) for m in metrics}
     return all(d.high >= 0 for d in diffs.values()), {m: d.to_json() for m, d in diffs.items()}
 
 
@@ -157,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", required=True, type=Path, help="select.json: every candidate's scores, the choice")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    section = load_section("select", args.params)
-    params = SelectParams(section["metric"], tuple(float(a) for a in section["wise_alphas"]),
-                          int(section["batch_size"]), tuple(section["guard_metrics"]), section["bootstrap"])
+    params = SelectParams.from_section(load_section("select", args.params))
     if not is_trained(args.finetuned):
         report = base_only(args.base, args.out)
     else:

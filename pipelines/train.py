@@ -6,7 +6,7 @@
 MultipleNegativesRankingLoss (in-batch negatives, scale 1/temperature), AdamW with a linear schedule and
 10% warmup, gradient accumulation, and a no-duplicates batch sampler (a repeated text in a batch would be
 a false negative). Every `eval_steps` steps the model is scored on the validation pairs
-(pipelines.common.validation: dense and RRF-fused with BM25, over every document) and the checkpoint best
+(pipelines.retrieval.validation: dense and RRF-fused with BM25, over every document) and the checkpoint best
 by `checkpoint_metric` is the one kept (training stops after `early_stopping_patience` scored checkpoints
 without a better one): the output is a candidate for the `select` stage, not the shipped encoder by
 assumption. CUDA with
@@ -41,7 +41,7 @@ from pipelines.common.atomic import atomic_dir, write_csv
 from pipelines.common.finetuned import write_not_trained
 from pipelines.common.params import ParamsError, catalog_block, load_section, with_overrides
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
-from pipelines.common.validation import Validation, ValidationEvaluator, check_metric
+from pipelines.retrieval.validation import Validation, ValidationEvaluator, check_metric
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class TrainParams:
     hard_negatives: bool
     hard_negatives_range_min: int  # skip this many top-ranked candidates (likely unlabelled positives)
     eval_steps: int  # score the model on validation every this many steps; the best checkpoint is kept
-    checkpoint_metric: str  # by this metric (pipelines.common.validation.NAMES)
+    checkpoint_metric: str  # by this metric (pipelines.retrieval.validation.NAMES)
     early_stopping_patience: int  # stop after this many scored checkpoints without a better one (0: never)
 
     @classmethod

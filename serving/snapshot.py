@@ -10,7 +10,7 @@ Layout (written by `semrec publish`, checked against manifest.json by serving.ca
 
 A search ranks by the manifest's fusion (serving.fusion: dense, weighted hybrid or RRF of dense and BM25,
 blended with the popularity prior, then title links, serving.links) unless a mode is asked for. The
-pipeline tunes and scores exactly this code over its local folders (pipelines/common/shipped.py), before
+pipeline tunes and scores exactly this code over its local folders (pipelines/retrieval/shipped.py), before
 anything is published.
 """
 
@@ -47,6 +47,15 @@ class Candidates:
     rows: np.ndarray
     dense: np.ndarray
     lexical: np.ndarray
+
+
+def fuse_candidates(candidates: Candidates, fusion: Fusion, k: int, prior: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores) of the top k candidates under `fusion`, best first; `prior` (indexed by row) is each
+    row's popularity prior, None for none. The one place a ranking is fused (the pipeline's exact search too)."""
+    own_prior = None if prior is None else prior[candidates.rows]
+    order, scores = fuse(fusion, candidates.dense, candidates.lexical, k, own_prior)
+    return candidates.rows[order], scores
 
 
 class Snapshot:
@@ -190,9 +199,7 @@ class Snapshot:
 
     def fused(self, candidates: Candidates, fusion: Fusion, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(global rows, scores) of the top k candidates under `fusion` (no links), best first."""
-        prior = None if self.prior is None else self.prior[candidates.rows]
-        order, scores = fuse(fusion, candidates.dense, candidates.lexical, k, prior)
-        return candidates.rows[order], scores
+        return fuse_candidates(candidates, fusion, k, self.prior)
 
     def _neighbours(self, row: int, n: int, allow: list[np.ndarray] | None) -> np.ndarray:
         """Global rows of the n items nearest stored item `row` (itself first, unless filtered out)."""

@@ -36,7 +36,8 @@ VOCAB = {"[PAD]": 0, "[UNK]": 1, **{word: i + 2 for i, word in enumerate(WORDS)}
 DIM = len(WORDS)
 PUBLISH_PARAMS = {"publish": {"enabled": True, "root": "unused", "keep": 3, "gc_grace_hours": 24,
                               "gate": {"metric": ["gate", "recall@10"], "tolerance": 0.02}},
-                  "fusion": {"metric": "recall@1", "weights": [0.5], "rrf_k": 60, "link_weights": []}}
+                  "fusion": {"metric": "recall@1", "weights": [0.5], "rrf_k": 60, "link_weights": [],
+                             "prior_weights": []}}
 
 # item_id, title, creator, categories, year, price, document (the text embedded and BM25-indexed)
 ITEMS = [

@@ -15,7 +15,7 @@ import yaml
 from snapshot_fixture import write_encoder
 
 from pipelines import evaluate
-from pipelines.beir import load_beir
+from pipelines.evaluation.beir import load_beir
 
 TINY = Path(__file__).parent / "fixtures" / "beir" / "tiny"
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"

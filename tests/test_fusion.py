@@ -1,13 +1,18 @@
-"""Fusion: reciprocal rank fusion and the min-max hybrid on known lists, the choice rule, the manifest record."""
+"""Fusion: reciprocal rank fusion and the min-max hybrid on known lists, the choice rule, the manifest record,
+fusion.json and the fusion params."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from pipelines.fusion import candidates, choose, shipped_fusion
+from pipelines.common.params import ParamsError
+from pipelines.fusion import FusionParams, candidates, choose, shipped_fusion
+from pipelines.retrieval.fusion_report import Bm25Prior, FusionReport
+from serving.errors import UsageError
 from serving.fusion import Fusion, fuse
 from serving.manifest import Manifest, ManifestError
 from serving.prior import prior_scores
@@ -113,3 +118,33 @@ def test_prior_candidates_come_after_the_plain_ones_and_the_shipped_fusion_keeps
     assert shipped_fusion(choose(scores), scores) == Fusion("rrf", 0.3, prior_weight=0.5)
     with pytest.raises(ValueError, match="prior_weight"):
         Fusion(prior_weight=1.5)
+
+
+def test_a_fusion_report_reads_back_what_it_wrote_and_says_whether_a_prior_was_tuned(tmp_path):
+    chosen = Fusion("hybrid", 0.3, prior_weight=0.5)
+    report = FusionReport(chosen, "recall@10", 4, 64, {"dense": 0.5, chosen.name(): 0.75}, Bm25Prior(0.2, {"0": 0.4}))
+    report.write(tmp_path / "fusion.json")
+    read = FusionReport.read(tmp_path / "fusion.json")
+    assert read == report and read.has_prior and read.to_json()["chosen"] == "hybrid@0.3+prior@0.5"
+    read.check_counts("popularity.parquet", "fusion.json")
+    with pytest.raises(UsageError, match="pass --popularity"):
+        read.check_counts(None, "fusion.json")
+    plain = replace(report, bm25_prior=None)
+    plain.write(tmp_path / "plain.json")
+    assert not FusionReport.read(tmp_path / "plain.json").has_prior and "bm25_prior" not in plain.to_json()
+    with pytest.raises(UsageError, match="tuned no popularity prior"):
+        plain.check_counts("popularity.parquet", "plain.json")
+    (tmp_path / "bad.json").write_text('{"fusion": {"method": "dense"}}')
+    with pytest.raises(UsageError, match="bad.json: not a fusion stage report"):
+        FusionReport.read(tmp_path / "bad.json")
+
+
+def test_fusion_params_are_typed_and_a_wrong_key_or_type_is_named():
+    section = {"metric": "recall@10", "weights": [0.5], "rrf_k": 60, "link_weights": [], "prior_weights": [1]}
+    assert FusionParams.from_section(section).prior_weights == (1.0,)
+    for bad, message in (({**section, "rrf_k": True}, "fusion.rrf_k: expected int"),
+                         ({**section, "weights": 0.5}, "fusion.weights: expected a list"),
+                         ({**section, "metric": "recall@ten"}, "fusion: metric .recall@ten. is not"),
+                         ({**section, "weight": [0.5]}, r"fusion: unknown key\(s\) \['weight'\]")):
+        with pytest.raises(ParamsError, match=message):
+            FusionParams.from_section(bad)

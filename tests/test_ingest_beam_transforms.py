@@ -57,9 +57,12 @@ def test_language_rule_runs_on_a_batch_and_passes_rows_without_text():
 def test_keep_earliest_and_min_positives_on_one_group():
     group = user_key("item_id")(row(0))[0], [row(7, timestamp=5), row(3, timestamp=None), row(9, timestamp=5)]
     assert sorted(outcome(keep_earliest(group))) == [("f:3", "duplicate"), ("f:7", None), ("f:9", "duplicate")]
-    assert outcome(min_positives(3)((("u", ()), [row(1), row(2)]))) == [("f:1", "user_positives"),
-                                                                       ("f:2", "user_positives")]
-    assert outcome(min_positives(3)(((None, 4), [row(4, user=None)]))) == [("f:4", None)]
+    assert RULES.min_user_positives == 3
+    assert outcome(min_positives(RULES)((("u", ()), [row(1), row(2)]))) == [("f:1", "user_positives"),
+                                                                           ("f:2", "user_positives")]
+    assert outcome(min_positives(RULES)((("u", ()), [row(1), row(2), row(3)]))) == [("f:1", None), ("f:2", None),
+                                                                                   ("f:3", None)]
+    assert outcome(min_positives(RULES)(((None, 4), [row(4, user=None)]))) == [("f:4", None)]
 
 
 def test_filter_interactions_chains_every_rule():

@@ -4,6 +4,7 @@ never imports `pipelines`), and every `semrec` command answers `--help`."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,28 @@ def test_every_command_answers_help(command, capsys):
         main([command, "--help"])
     assert done.value.code == 0
     assert f"semrec {command}" in capsys.readouterr().out
+
+
+# floors, bottom up: serving < pipelines.common < pipelines.retrieval < the stages (and their rooms) < the CLI
+LOWER_FLOORS = {"pipelines.common": ("pipelines.common",),
+                "pipelines.retrieval": ("pipelines.common", "pipelines.retrieval")}
+
+
+@pytest.mark.parametrize("floor", sorted(LOWER_FLOORS))
+def test_no_import_runs_back_up_from_the_lower_floors(floor):
+    allowed = LOWER_FLOORS[floor]
+    offenders = {module: sorted(t for t in targets if t.startswith("pipelines") and not t.startswith(allowed))
+                 for module, targets in import_graph().items() if module.startswith(floor)}
+    assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_only_the_retrieval_wing_encodes_with_a_torch_model_or_fuses():
+    """One way to encode (pipelines.retrieval.encode) and one way to fuse (serving.snapshot.fuse_candidates, which
+    the reader's Snapshot and the pipeline's exact search both call): nothing else in the code calls them itself."""
+    wing = (ROOT / "pipelines" / "retrieval", ROOT / "serving" / "fusion.py", ROOT / "serving" / "snapshot.py")
+    calls = re.compile(r"\b(normalize_embeddings=True|fuse\()")
+    found = [f"{path.relative_to(ROOT)}: {call}" for folder in ("pipelines", "serving", "bench")
+             for path in sorted((ROOT / folder).rglob("*.py"))
+             if not any(path == place or place in path.parents for place in wing) and "results" not in path.parts
+             for call in calls.findall(path.read_text())]
+    assert found == []

@@ -210,6 +210,31 @@ def test_training_on_hard_forms_never_trains_on_a_held_out_query(fashion):
         assert pair["item_id"] == full.get(pair["query_id"].removesuffix("#hard"), pair)["item_id"]
 
 
+def review(query_id: str, query: str, hard_query: str = "") -> pairs.Pair:
+    """A review pair grouped by its own text, its hard form `hard_query` (default: the query itself)."""
+    return pairs.Pair(query_id=query_id, query=query, item_id="dress", kind="review", group=normalise(query),
+                      hard_query=hard_query or query)
+
+
+def test_a_training_query_that_is_a_held_out_query_in_either_form_is_dropped():
+    generic = review("t1", "Love it!")
+    repeated = review("t2", "Runs small, order a size up")
+    kept = review("t3", "Soft fabric and a true fit", hard_query="Love it!")  # its own hard form does not count
+    splits = pairs.Splits(train=(generic, repeated, kept),
+                          validation=(review("v1", "runs  SMALL, order a size up"),),
+                          test=(review("x1", "Bought it for a wedding and wore it all night", hard_query="love IT!"),))
+    dropped = pairs.without_held_out_queries(splits)
+    assert dropped.train == (kept,)
+    assert (dropped.validation, dropped.test) == (splits.validation, splits.test)
+
+
+def test_only_training_reviews_that_a_document_quotes_are_dropped():
+    quoted, other = review("t1", "Warm coat, great zip"), review("t2", "Thin fabric")
+    held = review("x1", "Warm coat, great zip")  # not a training query: nothing to drop
+    splits = pairs.Splits(train=(quoted, other), validation=(), test=(held,))
+    assert pairs.without_quoted_reviews(splits, {quoted.group}) == pairs.Splits(train=(other,), validation=(),
+                                                                                 test=(held,))
+
 def test_unknown_query_source_is_refused_early():
     with pytest.raises(ValueError, match="catalogs.fashion.pairs.queries must be one of"):
         pairs_params("fashion", queries="clicks")

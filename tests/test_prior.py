@@ -95,7 +95,8 @@ def test_evaluate_scores_the_popularity_baselines_beside_the_shipped_prior(input
                              "item_id": ["i03", "i01", "i08"], "kind": ["review"] * 3}), tmp_path / "test.parquet")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": {
         "metrics": ["recall@1", "recall@10"], "curve_ks": [1, 10], "max_queries": 100, "seed": 1,
-        "bootstrap": {"resamples": 200, "confidence": 0.95, "seed": 1}, "batch_size": 8, "latency_queries": 2, "warn_ci_half_width": 0.1}}))
+        "bootstrap": {"resamples": 200, "confidence": 0.95, "seed": 1}, "batch_size": 8, "latency_queries": 2,
+        "warn_ci_half_width": 0.1, "beir": {}}}))  # the BEIR mode's index settings: unread here
     argv = ["--documents", inputs["documents"], "--test", f"test={tmp_path / 'test.parquet'}",
             "--index", inputs["index"], "--encoder", inputs["encoder"], "--fusion", inputs["fusion"],
             "--popularity", inputs["popularity"], "--out", tmp_path / "out", "--params", tmp_path / "params.yaml"]
@@ -115,5 +116,5 @@ def test_evaluate_with_counts_needs_a_fusion_report_that_tuned_the_lexical_prior
     argv = ["--documents", inputs["documents"], "--test", f"test={inputs['validation']}", "--index", inputs["index"],
             "--encoder", inputs["encoder"], "--fusion", fixture_inputs["fusion"], "--popularity", inputs["popularity"],
             "--out", tmp_path / "out"]
-    with pytest.raises(ValueError, match="no bm25_prior weight"):
+    with pytest.raises(ValueError, match="tuned no popularity prior"):
         evaluate.main([str(a) for a in argv])

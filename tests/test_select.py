@@ -13,11 +13,13 @@ from pairs_slices import write_fashion_pairs
 from sentence_transformers import SentenceTransformer
 
 from pipelines import select
+from pipelines.common.bootstrap import BootstrapParams
 from pipelines.guard_set import GUARD_DIR, copy_guard_set
 from pipelines.select import choose, interpolate, not_worse, ranking
 
 BASE = Path(__file__).resolve().parents[1] / "models" / "base" / "all-MiniLM-L6-v2"
 BOOTSTRAP = {"resamples": 2000, "confidence": 0.95, "seed": 42}
+BOOT = BootstrapParams(**BOOTSTRAP)
 PARAMS = {"select": {"metric": "fused_recall@10", "wise_alphas": [0.25, 0.5, 0.75], "batch_size": 16,
                      "guard_metrics": ["dense_recall@10", "dense_mrr@10"], "bootstrap": BOOTSTRAP}}
 
@@ -63,9 +65,9 @@ def test_not_worse_means_no_ci_of_the_difference_below_zero():
     base = {"r": rng.random(400), "mrr": rng.random(400)}
     same = {"r": base["r"].copy(), "mrr": base["mrr"] + rng.normal(0, 0.01, 400)}
     worse = {"r": base["r"] - 0.2, "mrr": base["mrr"]}
-    ok, diffs = not_worse(same, base, ["r", "mrr"], BOOTSTRAP)
+    ok, diffs = not_worse(same, base, ["r", "mrr"], BOOT)
     assert ok and diffs["r"]["mean"] == 0 and diffs["mrr"]["ci_low"] < 0 < diffs["mrr"]["ci_high"]
-    ok, diffs = not_worse(worse, base, ["r", "mrr"], BOOTSTRAP)
+    ok, diffs = not_worse(worse, base, ["r", "mrr"], BOOT)
     assert not ok and diffs["r"]["ci_high"] < 0
 
 
@@ -117,11 +119,11 @@ def test_selection_picks_the_better_candidate_on_a_constructed_case(tmp_path):
 
 def test_unknown_metric_is_refused(capsys):
     with pytest.raises(ValueError, match="select.metric must be one of"):
-        select.SelectParams("recall@10", (0.5,), 8, (), BOOTSTRAP)
+        select.SelectParams("recall@10", (0.5,), 8, (), BOOT)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        select.SelectParams("dense_recall@10", (1.0,), 8, (), BOOTSTRAP)
+        select.SelectParams("dense_recall@10", (1.0,), 8, (), BOOT)
     with pytest.raises(ValueError, match="select.guard_metrics must be one of"):
-        select.SelectParams("dense_recall@10", (0.5,), 8, ("recall@10",), BOOTSTRAP)
+        select.SelectParams("dense_recall@10", (0.5,), 8, ("recall@10",), BOOT)
     with pytest.raises(SystemExit):  # --catalog names the guard set to skip: required
         select.main(["--pairs", "p", "--base", "b", "--finetuned", "f", "--out", "o", "--report", "r"])
     assert "the following arguments are required: --catalog" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pipelines.common.split import side
-from pipelines.evaluate import wide_intervals
+from pipelines.evaluation.scores import wide_intervals
 from pipelines.pairs import PairsParams, sized_fractions
 
 PARAMS = PairsParams(seed=42, test_fraction=0.05, validation_fraction=0.03, min_rating=4.0, queries="reviews",

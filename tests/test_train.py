@@ -15,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 
 from pipelines import train
 from pipelines.common.atomic import write_parquet
-from pipelines.common.validation import Validation
+from pipelines.retrieval.validation import Validation
 from pipelines.train import (
     TrainParams,
     add_lora,

@@ -12,6 +12,14 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class BootstrapParams:
+    """params `<stage>.bootstrap`: how many resamples, the CI's confidence, the resampling seed."""
+    resamples: int
+    confidence: float
+    seed: int
+
+
+@dataclass(frozen=True)
 class Interval:
     mean: float
     low: float

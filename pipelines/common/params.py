@@ -8,9 +8,11 @@ catalog. A mistake is a ParamsError naming the key: one line, exit 2.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -21,8 +23,48 @@ BLOCK_REQUIRED = ("source", "ingest")
 BLOCK_OVERRIDES = ("pairs", "train")  # sections a catalog block may override
 
 
+T = TypeVar("T")
+
+
 class ParamsError(UsageError):
     """A params.yaml value that cannot be used; the message starts with its key."""
+
+
+def typed_section(cls: type[T], section: Any, key: str) -> T:
+    """The frozen dataclass `cls` from params section `key`: every field without a default present, no unknown
+    key, each value of its field's type (bool, int, float, str, a tuple of one of them, a dict, or a nested
+    dataclass); an int is a float where a float is wanted, a bool never a number. The one way a stage types its
+    section; a ParamsError names the key."""
+    if not isinstance(section, Mapping):
+        raise ParamsError(f"{key}: expected a mapping, not {section!r}")
+    fields = typing.get_type_hints(cls)
+    names = [field.name for field in dataclasses.fields(cls)]
+    if unknown := sorted(set(section) - set(names)):
+        raise ParamsError(f"{key}: unknown key(s) {unknown}; expected {names}")
+    if missing := [f.name for f in dataclasses.fields(cls) if f.name not in section
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]:
+        raise ParamsError(f"{key}: missing key(s) {missing}")
+    try:
+        return cls(**{name: typed_value(fields[name], section[name], f"{key}.{name}") for name in section})
+    except ValueError as err:  # the dataclass's own checks
+        raise ParamsError(f"{key}: {err}") from err
+
+
+def typed_value(kind: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return typed_section(kind, value, key)
+    if typing.get_origin(kind) is dict:  # a section handed on whole to what reads it (e.g. IndexSettings)
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"{key}: expected a mapping, not {value!r}")
+        return dict(value)
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(f"{key}: expected a list, not {value!r}")
+        return tuple(typed_value(typing.get_args(kind)[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+    wanted = (int, float) if kind is float else (kind,)
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, wanted):
+        raise ParamsError(f"{key}: expected {kind.__name__}, not {value!r}")
+    return kind(value)
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""Beam transforms of the ingest: reading a plan's splits, and the rules (pipelines/ingest/filters.py).
+"""Beam transforms of the ingest rules (the table in pipelines/ingest/filters.py), on Python values.
 
-Rows are dicts (INTERACTIONS plus ORDER for interactions). Every rule has a main output (rows kept)
-and a REJECTED output (the row plus `_step` and `_reason`); `FilterInteractions` chains them in
-STEPS order (the item rule a CoGroupByKey with the kept item ids) and flattens the rejected rows.
+Rows are dicts (INTERACTIONS plus ORDER). Every rule has a main output (rows kept) and a REJECTED
+output (the row plus `_step` and `_reason`); `FilterInteractions` chains them in TABLE order (the item
+rule a CoGroupByKey with the kept item ids) and flattens the rejected rows.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from apache_beam import pvalue
 from pipelines.ingest.filters import (
     ORDER,
     REASONS,
+    RULE,
     Rules,
     earliest_first,
     language_reason,
@@ -47,9 +48,9 @@ class RowRules(beam.DoFn):
 def known_item(joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
     """One item id's rows after CoGroupByKey with the kept item ids: kept if the id is one of them."""
     _, sides = joined
-    known = any(True for _ in sides["items"])
+    unknown = RULE["item"].fails(any(True for _ in sides["items"]))
     for row in sides["rows"]:
-        yield row if known else rejected(row, "item")
+        yield rejected(row, "item") if unknown else row
 
 
 class LanguageRule(beam.DoFn):
@@ -68,20 +69,18 @@ class LanguageRule(beam.DoFn):
 
 def keep_earliest(group: tuple[Any, Iterable[Row]]) -> Iterator[Any]:
     """Of one (user, item) group, keep the earliest row and reject the others."""
-    first, *others = sorted(group[1], key=earliest_first)
-    yield first
-    for row in others:
-        yield rejected(row, "duplicate")
+    for rank, row in enumerate(sorted(group[1], key=earliest_first)):
+        yield rejected(row, "duplicate") if RULE["duplicate"].fails(rank == 0) else row
 
 
-def min_positives(minimum: int) -> Any:
+def min_positives(rules: Rules) -> Any:
     def keep_users(group: tuple[Any, Iterable[Row]]) -> Iterator[Any]:
-        """Keep a user's rows if the user has `minimum` of them (rows with no user always pass)."""
+        """A user's rows, rejected if the user has too few of them (rows with no user always pass)."""
         (user, _), rows = group
         rows = list(rows)
-        enough = user is None or len(rows) >= minimum
+        few = user is not None and RULE["user_positives"].fails(len(rows), rules)
         for row in rows:
-            yield row if enough else rejected(row, "user_positives")
+            yield rejected(row, "user_positives") if few else row
     return keep_users
 
 
@@ -95,7 +94,7 @@ def user_key(*columns: str) -> Any:
 
 
 class FilterInteractions(beam.PTransform):
-    """All ingest rules in STEPS order -> (kept rows, rejected rows)."""
+    """All ingest rules in TABLE order -> (kept rows, rejected rows)."""
 
     def __init__(self, rules: Rules, item_ids: beam.PCollection) -> None:
         super().__init__()
@@ -118,7 +117,7 @@ class FilterInteractions(beam.PTransform):
         positives = (duplicate.kept
                      | "key user" >> beam.Map(user_key())
                      | "group user" >> beam.GroupByKey()
-                     | "min positives" >> beam.FlatMap(min_positives(self.rules.min_user_positives))
+                     | "min positives" >> beam.FlatMap(min_positives(self.rules))
                      .with_outputs(REJECTED, main="kept"))
         steps = (row_rules, item, language, duplicate, positives)
         rejected_rows = tuple(s[REJECTED] for s in steps) | "all rejected" >> beam.Flatten()

@@ -1,9 +1,14 @@
-"""The ingest filter rules, one definition for both engines (Polars and Beam).
+"""The ingest rules, defined once in TABLE for both engines (Polars and Beam).
 
-Interactions pass the steps in STEPS order; a row rejected by a step carries that step and a reason
-into quarantine. Row rules (rating, tokens, item, language) look at one row; language runs after the
-cheap row rules, so only rows that passed them are classified. Set rules (duplicate, user_positives)
-run last, on the rows every row rule kept, so "earliest" means the earliest *valid* positive.
+Interactions meet the rules in TABLE order; a row a rule rejects carries the rule's step, field and reason
+into quarantine. A rule compares a measure of the row (its rating, its token count, ...: each engine takes
+it its own way) with its threshold (a `Rules` param) by its `Kind`, a comparison spelled for Python values
+(the Beam engine) and for Polars expressions (the Polars engine) side by side, once where one spelling
+serves both.
+
+Row rules (rating, tokens, item, language) look at one row; language runs after the cheap row rules
+(CHEAP_STEPS), so only rows that passed them are classified. Set rules (duplicate, user_positives) run
+last, on the rows every row rule kept, so "earliest" means the earliest *valid* positive.
 
 Rows with no text (zero tokens, e.g. MovieLens ratings) skip the tokens and language rules; rows with
 no user (e.g. the fashion reviews) skip the duplicate and user_positives rules.
@@ -12,9 +17,9 @@ no user (e.g. the fashion reviews) skip the duplicate and user_positives rules.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -22,23 +27,88 @@ from pipelines.catalogs.source import ORDER
 from pipelines.common.schemas import INTERACTIONS
 from pipelines.ingest import langid
 
-# Steps in order, each with the INTERACTIONS field it judges (the quarantine `field`).
-STEPS: dict[str, str] = {
-    "rating": "rating",
-    "tokens": "text",
-    "item": "item_id",
-    "language": "text",
-    "duplicate": "item_id",
-    "user_positives": "user_id",
-}
-REASONS = {
-    "rating": "rating_below_min",
-    "tokens": "too_few_tokens",
-    "item": "unknown_item",
-    "duplicate": "duplicate_user_item",
-    "user_positives": "too_few_user_positives",
-}
-WRONG_LANGUAGE = "wrong_language: "  # + the detected language code
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a rule fails a row, from the row's measure and the rule's threshold."""
+
+    python: Callable[[Any, Any], bool]
+    polars: Callable[[pl.Expr, Any], pl.Expr]
+
+
+def _below(measure: Any, threshold: Any) -> Any:
+    return measure < threshold  # one spelling: `<` means the same on numbers and on Polars expressions
+
+
+def _below_if_any(measure: Any, threshold: Any) -> Any:
+    return (measure > 0) & (measure < threshold)  # zero: nothing to judge (a row with no text)
+
+
+def _false(measure: bool, _: Any) -> bool:
+    return not measure
+
+
+def _false_expr(measure: pl.Expr, _: Any) -> pl.Expr:
+    return ~measure
+
+
+def _other_than(measure: str | None, expected: str) -> bool:
+    return measure is not None and measure != expected
+
+
+def _other_than_expr(measure: pl.Expr, expected: str) -> pl.Expr:
+    return measure.is_not_null() & (measure != expected)
+
+
+BELOW = Kind(_below, _below)
+BELOW_IF_ANY = Kind(_below_if_any, _below_if_any)
+FALSE = Kind(_false, _false_expr)
+OTHER_THAN = Kind(_other_than, _other_than_expr)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A row of TABLE."""
+
+    step: str  # quarantine source "interactions/<step>"
+    field: str  # the INTERACTIONS field it judges (quarantine `field`)
+    kind: Kind
+    param: str | None  # the `Rules` attribute that is its threshold
+    reason: str  # quarantine reason code
+
+    def threshold(self, rules: Rules | None) -> Any:
+        return getattr(rules, self.param) if self.param else None
+
+    def fails(self, measure: Any, rules: Rules | None = None) -> bool:
+        """On one row's measure (the Beam engine)."""
+        return self.kind.python(measure, self.threshold(rules))
+
+    def fails_expr(self, measure: pl.Expr, rules: Rules | None = None) -> pl.Expr:
+        """On a column of measures (the Polars engine)."""
+        return self.kind.polars(measure, self.threshold(rules))
+
+
+# A row fails a rule when its `kind` holds of (the row's measure, the rule's `param` of Rules). The measures:
+# rating: the rating; tokens: token_count; item: "the item id is a kept item's"; language: the code languages()
+# gives language_text; duplicate: "the earliest (earliest_first) of its user's rows of the item"; user_positives:
+# the user's rows left.
+TABLE: tuple[Rule, ...] = (
+    #    step              field      kind          param                 reason
+    Rule("rating",         "rating",  BELOW,        "min_rating",         "rating_below_min"),
+    Rule("tokens",         "text",    BELOW_IF_ANY, "min_tokens",         "too_few_tokens"),
+    Rule("item",           "item_id", FALSE,        None,                 "unknown_item"),
+    Rule("language",       "text",    OTHER_THAN,   "language",           "wrong_language"),
+    Rule("duplicate",      "item_id", FALSE,        None,                 "duplicate_user_item"),
+    Rule("user_positives", "user_id", BELOW,        "min_user_positives", "too_few_user_positives"),
+)
+RULE = {rule.step: rule for rule in TABLE}
+STEPS = {rule.step: rule.field for rule in TABLE}
+REASONS = {rule.step: rule.reason for rule in TABLE}
+CHEAP_STEPS = ("rating", "tokens", "item")  # the row rules before language
+WRONG_LANGUAGE = f"{RULE['language'].reason}: "  # + the detected language code
 
 # What an engine returns for the rows it rejects: the row, the step that rejected it and why.
 REJECTED = pa.schema([*INTERACTIONS, pa.field("_step", pa.string(), nullable=False),
@@ -84,15 +154,9 @@ def language_text(summary: str | None, text: str | None) -> str:
 
 
 def row_rejection(row: Mapping[str, Any], rules: Rules, known_item: bool) -> str | None:
-    """The first cheap row rule `row` fails (a STEPS key), or None."""
-    if row["rating"] < rules.min_rating:
-        return "rating"
-    tokens = token_count(row["summary"], row["text"])
-    if 0 < tokens < rules.min_tokens:
-        return "tokens"
-    if not known_item:
-        return "item"
-    return None
+    """The first cheap row rule (CHEAP_STEPS) `row` fails, or None."""
+    measures = {"rating": row["rating"], "tokens": token_count(row["summary"], row["text"]), "item": known_item}
+    return next((step for step in CHEAP_STEPS if RULE[step].fails(measures[step], rules)), None)
 
 
 def languages(texts: Sequence[str | None]) -> list[str | None]:
@@ -105,10 +169,8 @@ def languages(texts: Sequence[str | None]) -> list[str | None]:
 
 
 def language_reason(detected: str | None, rules: Rules) -> str | None:
-    """Quarantine reason for a row whose text was detected as `detected`, or None to keep it."""
-    if detected is None or detected == rules.language:
-        return None
-    return WRONG_LANGUAGE + detected
+    """Quarantine reason for a row whose text was detected as `detected` (None: no text), or None to keep it."""
+    return f"{WRONG_LANGUAGE}{detected}" if RULE["language"].fails(detected, rules) else None
 
 
 def earliest_first(row: Mapping[str, Any]) -> tuple[bool, int, int]:

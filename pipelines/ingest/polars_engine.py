@@ -1,23 +1,20 @@
 """Polars ingest engine (the default): a plan's files streamed split by split, in bounded memory.
 
-Items first (the item rule needs their ids), then interactions, each in two passes:
-1. The executor's workers (pipelines/common/executor.py: a local process pool or a Dask cluster) read
-   each split (pipelines/catalogs/splits.py) in chunks: typed, mapped, unreadable rows quarantined.
-   Items get the title check; interactions the row rules (rating, tokens, item: a binary search in the
-   kept item ids' sorted hashes; then language, CLD2 on the rows every cheaper rule kept). Each chunk is
-   spilled (Arrow IPC) with its verdicts, and only key columns go on: (item_id, position) of titled
-   items; (user, item, timestamp, position) of live interactions with a user, written to one of
-   PARTITIONS files by a hash of the user.
-2. The rules over many rows run on key columns alone: unique items over all item keys; the
-   duplicate and user_positives rules one user partition at a time, on the workers. The spilled chunks
-   are then written out in source order with those verdicts.
-Spilled files live in the run's work folder (pipelines/common/workdir.py), which a cluster's workers share.
+Items first (the item rule needs their ids), then interactions, each in two passes over the splits
+(pipelines/catalogs/splits.py), run by the executor's workers (pipelines/common/executor.py):
+1. Read each split in chunks (typed, mapped, unreadable rows quarantined), apply the rules of one row
+   (items: the title check; interactions: rating, tokens, item, then language on the rows they kept) and
+   spill the chunks with their verdicts (pipelines/ingest/spill.py), with the key columns the rules over
+   many rows need.
+2. Apply the rules over many rows to the key columns alone (items: unique ids; interactions: duplicate
+   and user_positives, one user partition at a time), then write the spilled chunks out in source order
+   with every verdict joined in.
 Peak memory: a split's chunks per worker, one key partition, and the kept item ids (in each worker).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
@@ -28,36 +25,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from pipelines.catalogs import splits
-from pipelines.catalogs import files
+from pipelines.catalogs import files, splits
 from pipelines.catalogs.readers import check_not_empty
 from pipelines.catalogs.source import Items, Plan, Stream, duplicates, quarantine_frame, titled
-from pipelines.catalogs.streams import read_mapped
+from pipelines.catalogs.streams import Mapped, read_mapped
 from pipelines.common.executor import ExecutorSettings, open_executor
 from pipelines.common.workdir import WorkDir, run_folder
-from pipelines.ingest import langid
-from pipelines.ingest.filters import ORDER, REASONS, STEPS, TOKEN_PATTERN, WRONG_LANGUAGE, Rules, languages
+from pipelines.ingest import langid, spill
+from pipelines.ingest.filters import (
+    CHEAP_STEPS,
+    ORDER,
+    REASONS,
+    RULE,
+    STEPS,
+    TOKEN_PATTERN,
+    WRONG_LANGUAGE,
+    Rules,
+    languages,
+)
 from pipelines.ingest.output import Output, interaction_rows, item_rows
 from pipelines.ingest.output import whole_items as checked_whole_items
 
 ALIVE = pl.col("_step").is_null()
-LATEST = 2**63 - 1
-PARTITIONS = 64  # user partitions of the key columns: 10M reviews make ~10 MB partitions
-SET_STEPS = ("duplicate", "user_positives")
-KNOWN_ITEMS = "known_items.parquet"
-# Each worker computes on one thread: the workers keep the cores busy, and the idle threads of Polars'
-# pools spinning for work (sched_yield) against the other workers cost more than they add (10M ratings:
-# 9 s of system time). Polars reads the variable once, at import: in the worker processes only.
+LATEST = 2**63 - 1  # an unknown timestamp sorts after every known one
+# One Polars thread per worker process (read at import, so the driver keeps its pool): the workers fill the
+# cores, and idle pool threads spinning for work would only slow the other workers down.
 WORKER_ENV = {"POLARS_MAX_THREADS": "1"}
 
 
 class KnownItems:
-    """Membership in the kept item ids, by binary search over their sorted 64-bit hashes.
-
-    Searching a chunk's hashes in ascending order keeps the walk in cache: 5x faster than searching
-    the sorted ids themselves (string compares at random places), and nothing like a hash set of
-    millions of Python strings is held per worker. A hit is confirmed on the id; if two kept ids
-    share a hash, the ids are searched instead. Built from `by_hash(ids)`, which the stage writes
+    """Membership in the kept item ids (the item rule's measure), by binary search over their sorted
+    64-bit hashes: a chunk's hashes searched in ascending order walk the array in cache order, and no
+    hash set of millions of Python strings is held per worker. A hit is confirmed on the id; if two kept
+    ids share a hash, the ids are searched instead. Built from `by_hash(ids)`, which the stage writes
     once for all workers."""
 
     def __init__(self, by_hash: pl.DataFrame) -> None:
@@ -89,22 +89,20 @@ class KnownItems:
 
 
 def row_rules(rows: pl.DataFrame, known_items: KnownItems, rules: Rules) -> pl.DataFrame:
-    """The row rules in STEPS order over a chunk of INTERACTIONS rows (+ ORDER): `_step` and `_reason`
+    """The row rules in TABLE order over a chunk of INTERACTIONS rows (+ ORDER): `_step` and `_reason`
     name the first rule a row fails. Language runs last, on the rows every cheaper rule kept."""
     tokens = sum(pl.col(c).str.count_matches(TOKEN_PATTERN).fill_null(0) for c in ("summary", "text"))
-    known = known_items.contains(rows["item_id"])
-    failed = [("rating", pl.col("rating") < rules.min_rating),
-              ("tokens", (pl.col("_tokens") > 0) & (pl.col("_tokens") < rules.min_tokens)),
-              ("item", ~pl.col("_known"))]
-    frame = rows.with_columns(_tokens=tokens, _known=known).with_columns(
-        _step=pl.coalesce(pl.when(hit).then(pl.lit(step)) for step, hit in failed))
+    measures = {"rating": pl.col("rating"), "tokens": pl.col("_tokens"), "item": pl.col("_known")}
+    frame = rows.with_columns(_tokens=tokens, _known=known_items.contains(rows["item_id"])).with_columns(
+        _step=pl.coalesce(pl.when(RULE[step].fails_expr(measures[step], rules)).then(pl.lit(step))
+                          for step in CHEAP_STEPS))
     asked = frame.select(ALIVE & (pl.col("_tokens") > 0)).to_series()
     # Cut to what CLD2 reads before the texts become Python strings.
     texts = frame.filter(asked).select(pl.concat_str("summary", "text", separator=" ", ignore_nulls=True)
                                        .str.slice(0, langid.PREFIX)).to_series()
     detected = pl.Series("_lang", [None] * frame.height, pl.String).scatter(
         asked.arg_true(), pl.Series(languages(texts.to_list()), dtype=pl.String))
-    wrong = ALIVE & (pl.col("_lang") != rules.language)
+    wrong = ALIVE & RULE["language"].fails_expr(pl.col("_lang"), rules)
     return frame.with_columns(detected).with_columns(
         _step=pl.when(wrong).then(pl.lit("language")).otherwise("_step"),
         _reason=pl.when(wrong).then(pl.lit(WRONG_LANGUAGE) + pl.col("_lang")).otherwise(
@@ -114,11 +112,13 @@ def row_rules(rows: pl.DataFrame, known_items: KnownItems, rules: Rules) -> pl.D
 
 def set_rules(keys: pl.DataFrame, rules: Rules) -> pl.DataFrame:
     """(ORDER, _step) of the rows the duplicate and user_positives rules reject, from key columns
-    (user_id, item_id, timestamp, ORDER) of live rows with a user."""
-    earliest = keys.sort(pl.col("timestamp").fill_null(LATEST), ORDER).unique(["user_id", "item_id"], keep="first")
-    duplicate = keys.join(earliest.select(ORDER), on=ORDER, how="anti").select(ORDER, _step=pl.lit("duplicate"))
-    few = earliest.filter(pl.len().over("user_id") < rules.min_user_positives)
-    return pl.concat([duplicate, few.select(ORDER, _step=pl.lit("user_positives"))])
+    (spill.KEYS) of live rows with a user."""
+    keys = keys.sort(pl.col("timestamp").fill_null(LATEST), ORDER).with_columns(
+        _earliest=pl.struct("user_id", "item_id").is_first_distinct())
+    duplicate = RULE["duplicate"].fails_expr(pl.col("_earliest"))
+    few = keys.filter(~duplicate).filter(RULE["user_positives"].fails_expr(pl.len().over("user_id"), rules))
+    return pl.concat([keys.filter(duplicate).select(ORDER, _step=pl.lit("duplicate")),
+                      few.select(ORDER, _step=pl.lit("user_positives"))])
 
 
 @dataclass(frozen=True)
@@ -130,80 +130,46 @@ class Job:
     spill: WorkDir  # folder for the split's files
     catalog: str = ""
     rules: Rules | None = None
-    known_items: WorkDir | None = None  # the folder holding KNOWN_ITEMS
+    known_items: WorkDir | None = None  # the folder holding spill.KNOWN_ITEMS
 
 
 @lru_cache(maxsize=1)  # the latest run's only: a Dask worker outlives many runs
 def known_items(folder: WorkDir) -> KnownItems:
-    return KnownItems(pl.from_arrow(folder.read_parquet(KNOWN_ITEMS)))  # type: ignore[arg-type]
+    return KnownItems(pl.from_arrow(folder.read_parquet(spill.KNOWN_ITEMS)))  # type: ignore[arg-type]
 
 
-def user_partition(keys: pl.DataFrame) -> pl.Series:
-    return (keys["user_id"].hash(seed=0) % PARTITIONS).cast(pl.Int32)
+def judge_items(chunk: Mapped, catalog: str) -> dict[str, pa.Table]:
+    """Pass 1 of an items chunk: the title check, and the (item_id, ORDER) keys of the unique rule."""
+    good, untitled = titled(chunk.rows, catalog)
+    return {"read": chunk.rejected, "title": untitled, "rows": item_rows(good).to_arrow(),
+            "keys": good.select("item_id", ORDER).to_arrow()}
+
+
+def judge_interactions(chunk: Mapped, known: KnownItems, rules: Rules) -> dict[str, pa.Table]:
+    """Pass 1 of an interactions chunk: the row rules, and the keys of the set rules (live rows with a user)."""
+    judged = row_rules(interaction_rows(chunk.rows), known, rules)
+    keys = judged.filter(ALIVE & pl.col("user_id").is_not_null()).select(*spill.KEYS)
+    return {"read": chunk.rejected, "rows": judged.to_arrow(), "keys": keys.to_arrow()}
 
 
 def run_split(job: Job, split: splits.Split) -> tuple[int, pa.Table | None]:
-    """Pass 1 of one split: spill files under job.spill; returns (rows read, item keys for items)."""
-    count, keys, spills, rejected, untitled = 0, [], [], [], []
+    """Pass 1 of one split: read, judge and spill its chunks; returns (rows read, item keys for items)."""
+    if job.table == "items":
+        judge = partial(judge_items, catalog=job.catalog)
+    else:
+        judge = partial(judge_interactions, known=known_items(job.known_items), rules=job.rules)  # type: ignore[arg-type]
+    parts: dict[str, list[pa.Table]] = {"rows": [], "read": [], "title": [], "keys": []}  # spill kind -> tables
+    count = 0
     for chunk in read_mapped(job.stream, split, job.table, files.open_source):
         count += chunk.count
-        rejected.append(chunk.rejected)
-        if job.table == "items":
-            good, bad = titled(chunk.rows, job.catalog)
-            untitled.append(bad)
-            spills.append(item_rows(good).to_arrow())
-            keys.append(good.select("item_id", ORDER).to_arrow())
-        else:
-            judged = row_rules(interaction_rows(chunk.rows), known_items(job.known_items), job.rules)  # type: ignore[arg-type]
-            spills.append(judged.to_arrow())
-            keys.append(judged.filter(ALIVE & pl.col("user_id").is_not_null()).select(
-                "user_id", "item_id", "timestamp", ORDER).to_arrow())
-    name = f"{split.index:06d}.arrow"
+        for kind, table in judge(chunk).items():
+            parts[kind].append(table)
+    keys = parts.pop("keys")
     if job.table == "interactions":
-        write_partitions(keys, job.spill, f"keys-{name}")
+        spill.write_keys(job.spill, split.index, keys)
         keys = []
-    write_tables(spills, job.spill, f"rows-{name}")
-    write_tables(rejected, job.spill, f"read-{name}")
-    if job.table == "items":
-        write_tables(untitled, job.spill, f"title-{name}")
+    spill.write_split(job.spill, split.index, parts)
     return count, pa.concat_tables(keys) if keys else None
-
-
-def write_partitions(keys: list[pa.Table], folder: WorkDir, name: str) -> None:
-    """A split's live keys as one Arrow file of PARTITIONS record batches, batch p = user partition p."""
-    frame = pl.concat([pl.from_arrow(k) for k in keys]) if keys else pl.DataFrame(
-        schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Int64, ORDER: pl.Int64})
-    parts = frame.with_columns(_part=user_partition(frame)).partition_by("_part", as_dict=True, include_key=False)
-    schema = frame.to_arrow().schema
-    with folder.output(name) as sink, pa.ipc.new_file(sink, schema) as writer:
-        for part in range(PARTITIONS):
-            rows = parts.get((part,))
-            writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema) if rows is None else
-                               rows.to_arrow().cast(schema).combine_chunks().to_batches()[0])
-
-
-def write_tables(tables: list[pa.Table], folder: WorkDir, name: str) -> None:
-    """One Arrow IPC file of `tables`, or none when they are all empty."""
-    tables = [t for t in tables if t.num_rows]
-    if tables:
-        folder.write_arrow(name, tables)
-
-
-def in_order(folder: WorkDir, prefix: str) -> list[str]:
-    return [name for name in folder.names(f"{prefix}-") if name.endswith(".arrow")]
-
-
-def batches(folder: WorkDir, names: Iterable[str]) -> Iterator[pa.Table]:
-    """The spilled chunks in order, one at a time, each file deleted once read (the chunks still map it;
-    deleting a 10M-review spill in one go at the end cost ~0.5 s with nothing else to do). They stay
-    Arrow: the rows kept go to the writer as they are, and only verdict columns and rejected rows
-    become Polars frames (converting every column and back again cost more than the rules)."""
-    for name in names:
-        with folder.input(name) as source:
-            reader = pa.ipc.open_file(source)
-            for batch in range(reader.num_record_batches):
-                yield pa.Table.from_batches([reader.get_batch(batch)])
-        folder.remove(name)
 
 
 def split_by(table: pa.Table, rejected: pl.Series) -> tuple[pa.Table, pl.DataFrame]:
@@ -234,12 +200,12 @@ def run_stream(job: Job, raw: str, split_bytes: int, run: Callable[..., Iterable
     return count, [keys for _, keys in results if keys is not None]
 
 
-def stream_items(plan: Plan, raw: str, catalog: str, spill: WorkDir, split_bytes: int,
+def stream_items(plan: Plan, raw: str, catalog: str, folder: WorkDir, split_bytes: int,
                  run: Callable[..., Iterable[Any]]) -> tuple[int, pl.DataFrame]:
     """Items from a stream: pass 1 on the workers, then the unique rule on (item_id, position) keys.
     Returns (items read, the later rows of a repeated id: ORDER and `_first`, the row ref of its
     first row) for `write_items`."""
-    count, keys = run_stream(Job(plan.items, "items", spill, catalog), raw, split_bytes, run)  # type: ignore[arg-type]
+    count, keys = run_stream(Job(plan.items, "items", folder, catalog), raw, split_bytes, run)  # type: ignore[arg-type]
     key_frame = pl.concat([pl.from_arrow(k) for k in keys]) if keys else pl.DataFrame(
         schema={"item_id": pl.String, ORDER: pl.Int64})
     first = pl.col("item_id").is_first_distinct()
@@ -251,13 +217,13 @@ def stream_items(plan: Plan, raw: str, catalog: str, spill: WorkDir, split_bytes
     return count, later
 
 
-def write_items(spill: WorkDir, later: pl.DataFrame, out: Output) -> None:
+def write_items(folder: WorkDir, later: pl.DataFrame, out: Output) -> None:
     """The spilled items in source order, less the later rows of a repeated id (quarantined)."""
-    for name in in_order(spill, "read"):
-        out.quarantine_part("items_read", spill.read_arrow(name))
-    for name in in_order(spill, "title"):
-        out.quarantine_part("items_title", spill.read_arrow(name))
-    for rows in batches(spill, in_order(spill, "rows")):
+    for table in spill.tables(folder, "read"):
+        out.quarantine_part("items_read", table)
+    for table in spill.tables(folder, "title"):
+        out.quarantine_part("items_title", table)
+    for rows in spill.chunks(folder):
         first = pl.from_arrow(rows.select([ORDER])).join(later, on=ORDER, how="left", maintain_order="left")["_first"]
         kept, repeated = split_by(rows, first.is_not_null())
         out.items(kept)
@@ -274,49 +240,36 @@ def whole_items(items: Items, catalog: str, out: Output) -> None:
 def run(plan: Plan, raw: str, catalog: str, rules: Rules, out: Output, workers: int, split_bytes: int,
         executor: ExecutorSettings = ExecutorSettings()) -> dict[str, Any]:
     """Write items, interactions and quarantine parts through `out`; returns raw counts and source stats."""
-    with run_folder(executor.work_url, out.folder / "spill", "ingest") as spill:
+    with run_folder(executor.work_url, out.folder / "spill", "ingest") as folder:
         with open_executor(executor, workers, WORKER_ENV) as pool:
-            run_map = pool.map
             for table in ("items", "interactions"):
-                (spill / table).makedirs()
+                (folder / table).makedirs()
             if isinstance(plan.items, Stream):
-                items_raw, later = stream_items(plan, raw, catalog, spill / "items", split_bytes, run_map)
-                write_items(spill / "items", later, out)
+                items_raw, later = stream_items(plan, raw, catalog, folder / "items", split_bytes, pool.map)
+                write_items(folder / "items", later, out)
                 stats: dict[str, int] = {}
             else:
                 whole = plan.items()
                 items_raw, stats = whole.raw, whole.stats
                 whole_items(whole, catalog, out)
-            spill.write_parquet(KNOWN_ITEMS, KnownItems.by_hash(out.item_ids()))
-            # The item keys and ids (O(items)) are freed, but mimalloc keeps the pages: hand them back
-            # (10M reviews: 256 -> ~60 MB held here).
-            pa.default_memory_pool().release_unused()
-            job = Job(plan.interactions, "interactions", spill / "interactions", catalog, rules, spill)
-            interactions_raw, _ = run_stream(job, raw, split_bytes, run_map)
-            rejected = set_rejections(spill / "interactions", rules, run_map)
-        write_interactions(spill / "interactions", rejected, out)
+            folder.write_parquet(spill.KNOWN_ITEMS, KnownItems.by_hash(out.item_ids()))
+            pa.default_memory_pool().release_unused()  # the item keys and ids are freed, but the allocator keeps pages
+            job = Job(plan.interactions, "interactions", folder / "interactions", catalog, rules, folder)
+            interactions_raw, _ = run_stream(job, raw, split_bytes, pool.map)
+            rejected = set_rejections(folder / "interactions", rules, pool.map)
+        write_interactions(folder / "interactions", rejected, out)
     return {"raw": {"items": items_raw, "interactions": interactions_raw}, "stats": stats}
 
 
-def write_interactions(spill: WorkDir, rejected: pl.DataFrame, out: Output) -> None:
+def write_interactions(folder: WorkDir, rejected: pl.DataFrame, out: Output) -> None:
     """The spilled interactions in source order: the rows no rule rejected, and the quarantine of the
     others, with the set rules' verdicts (`rejected`: ORDER, _step, sorted by ORDER) joined in."""
-    for name in in_order(spill, "read"):
-        out.quarantine_part("interactions_read", spill.read_arrow(name))
-    rejected_at = rejected[ORDER]
-    for rows in batches(spill, in_order(spill, "rows")):
+    for table in spill.tables(folder, "read"):
+        out.quarantine_part("interactions_read", table)
+    for rows in spill.chunks(folder):
         if not rows.num_rows:
             continue
-        # A chunk holds ascending positions: join only the verdicts in its range (at 10M reviews, joining
-        # all of them to every chunk cost ~15 ms a chunk, a tenth of that sliced).
-        order = rows.column(ORDER)
-        start = rejected_at.search_sorted(order[0].as_py(), "left")
-        end = rejected_at.search_sorted(order[-1].as_py(), "right")
-        verdict = pl.from_arrow(rows.select([ORDER, "_step", "_reason"])).join(
-            rejected.slice(start, end - start), on=ORDER, how="left", maintain_order="left", suffix="_set").select(
-            "_reason", _step=pl.coalesce("_step", "_step_set"))
-        verdict = verdict.with_columns(_reason=pl.coalesce("_reason", pl.col("_step").replace_strict(
-            REASONS, default=None)))
+        verdict = chunk_verdicts(rows, rejected)
         kept, dropped = split_by(rows, verdict["_step"].is_not_null())
         out.interactions(kept)
         dropped = dropped.with_columns(verdict.filter(pl.col("_step").is_not_null()))
@@ -325,24 +278,31 @@ def write_interactions(spill: WorkDir, rejected: pl.DataFrame, out: Output) -> N
             field=pl.col("_step").replace_strict(STEPS)))
 
 
-def set_rejections(spill: WorkDir, rules: Rules, run: Callable[..., Iterable[Any]]) -> pl.DataFrame:
+def chunk_verdicts(rows: pa.Table, rejected: pl.DataFrame) -> pl.DataFrame:
+    """(_reason, _step) per row of a spilled chunk: its row-rule verdict, else its set-rule verdict."""
+    # A chunk holds ascending positions: join only the verdicts in its range, not all of them to every chunk.
+    order, rejected_at = rows.column(ORDER), rejected[ORDER]
+    start = rejected_at.search_sorted(order[0].as_py(), "left")
+    end = rejected_at.search_sorted(order[-1].as_py(), "right")
+    verdict = pl.from_arrow(rows.select([ORDER, "_step", "_reason"])).join(
+        rejected.slice(start, end - start), on=ORDER, how="left", maintain_order="left", suffix="_set").select(
+        "_reason", _step=pl.coalesce("_step", "_step_set"))
+    return verdict.with_columns(_reason=pl.coalesce("_reason", pl.col("_step").replace_strict(REASONS, default=None)))
+
+
+def set_rejections(folder: WorkDir, rules: Rules, run: Callable[..., Iterable[Any]]) -> pl.DataFrame:
     """The duplicate and user_positives verdicts (ORDER, _step) sorted by ORDER, the user partitions
     shared out over the workers a few at a time."""
-    groups = [range(start, start + PARTITIONS // 8) for start in range(0, PARTITIONS, PARTITIONS // 8)]
-    verdicts = [pl.from_arrow(t) for t in run(partial(partition_rejections, spill=spill, rules=rules), groups)]
+    size = spill.PARTITIONS // 8
+    groups = [range(start, start + size) for start in range(0, spill.PARTITIONS, size)]
+    verdicts = [pl.from_arrow(t) for t in run(partial(partition_rejections, folder=folder, rules=rules), groups)]
     return pl.concat(verdicts).sort(ORDER)  # type: ignore[arg-type]
 
 
-def partition_rejections(parts: range, spill: WorkDir, rules: Rules) -> pa.Table:
-    """The set-rule verdicts of user partitions `parts`, each read from every split's keys file."""
+def partition_rejections(parts: range, folder: WorkDir, rules: Rules) -> pa.Table:
+    """The set-rule verdicts of user partitions `parts`."""
     known_items.cache_clear()  # pass 1 is over: this worker's item lookup (O(items)) is not needed again
     verdicts = [pl.DataFrame(schema={ORDER: pl.Int64, "_step": pl.String})]
-    sources = [spill.input(name) for name in in_order(spill, "keys")]
-    readers = [pa.ipc.open_file(source) for source in sources]
-    for part in parts:
-        keys = [reader.get_batch(part) for reader in readers]
-        if any(b.num_rows for b in keys):
-            verdicts.append(set_rules(pl.from_arrow(pa.Table.from_batches(keys)), rules))  # type: ignore[arg-type]
-    for source in sources:
-        source.close()
+    for keys in spill.partitions(folder, parts):
+        verdicts.append(set_rules(pl.from_arrow(keys), rules))  # type: ignore[arg-type]
     return pl.concat(verdicts).to_arrow()

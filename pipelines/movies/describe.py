@@ -38,6 +38,8 @@ from pipelines.common.params import load_section
 from pipelines.common.schemas import DESCRIPTIONS, conform
 from pipelines.common.split import unit_hash
 from pipelines.movies.kg import MOODS, THEME_PATTERNS, Movie, film_counts, movies_from_items
+from pipelines.retrieval.encode import encode, load_model
+from pipelines.retrieval.exact import exact_index
 
 Mode = Literal["llm", "template"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -254,7 +256,6 @@ def recall_with_without(items: pa.Table, descriptions: pa.Table, queries: list[d
     """Recall@10 of specific synthetic recommendation queries against the item documents, without vs
     with the description appended; the corpus is the queries' targets plus seeded other items."""
     import numpy as np
-    from sentence_transformers import SentenceTransformer
 
     queries = [q for q in queries if q["intent"] == "recommend" and 0 < len(q["targets"]) <= params.eval_max_targets]
     queries = queries[: params.eval_queries]
@@ -264,15 +265,13 @@ def recall_with_without(items: pa.Table, descriptions: pa.Table, queries: list[d
     corpus = sorted(wanted) + others[: max(0, params.eval_items - len(wanted))]
     document = dict(zip(items.column("item_id").to_pylist(), items.column("document").to_pylist()))
     description = dict(zip(descriptions.column("item_id").to_pylist(), descriptions.column("description").to_pylist()))
-    model = SentenceTransformer(str(encoder), device="cpu")
-    query_vectors = model.encode([q["text"] for q in queries], normalize_embeddings=True, batch_size=64)
+    model = load_model(encoder)
+    query_vectors = encode(model, [q["text"] for q in queries], 64)
     result: dict[str, Any] = {"queries": len(queries), "corpus": len(corpus)}
     for variant in ("without", "with"):
         texts = [document[i] + (f" {description[i]}" if variant == "with" else "") for i in corpus]
-        vectors = model.encode(texts, normalize_embeddings=True, batch_size=64)
-        top = np.argsort(-(query_vectors @ vectors.T), axis=1)[:, :10]
-        recalls = [recall_at([corpus[j] for j in row], dict.fromkeys(q["targets"], 1.0), 10)
-                   for row, q in zip(top, queries)]
+        ranked = exact_index(corpus, encode(model, texts, 64)).search(query_vectors, 10)
+        recalls = [recall_at(row, dict.fromkeys(q["targets"], 1.0), 10) for row, q in zip(ranked, queries)]
         result[f"recall@10_{variant}_description"] = round(float(np.mean(recalls)), 4)
     return result
 

@@ -37,8 +37,10 @@ from pipelines.common.schemas import ITEMS, PAIRS, conform
 from pipelines.common.split import CLOZE_KINDS, Side, check_fractions, side, unquoted
 from pipelines.movies.kg import (GENRE_SURFACES, MOODS, THEME_PATTERNS, Movie, film_counts, movie_from_row,
                                  plot_fragments)
-from serving.conversation.movie_facts import decade
+from pipelines.retrieval.encode import encode
+from pipelines.retrieval.exact import exact_index
 from serving.bm25 import bm25_scores, build_bm25
+from serving.conversation.movie_facts import decade
 
 # Each template names two or three facts; `{genre}` is a surface form ("sci-fi"), `{decade}` "1990s".
 TEMPLATES: tuple[str, ...] = (
@@ -193,11 +195,11 @@ def round_trip(queries: Sequence[Pseudo], documents: Sequence[str], row_of: dict
     rows = np.array([row_of[q.item_id] for q in queries])
     bm25 = build_bm25(documents)
     lexical = np.stack([bm25_scores(bm25, q.query) for q in queries])
-    doc_vectors = encoder.encode(list(documents), batch_size=batch_size, normalize_embeddings=True)
-    query_vectors = encoder.encode([q.query for q in queries], batch_size=batch_size, normalize_embeddings=True)
+    index = exact_index([str(row) for row in range(len(documents))], encode(encoder, documents, batch_size))
+    query_vectors = encode(encoder, [q.query for q in queries], batch_size)
     lexical_ok = ranks_of_source(lexical, rows) <= k
     lexical_ok &= lexical[np.arange(len(rows)), rows] > 0  # no shared term: BM25 did not find it
-    dense_ok = ranks_of_source(query_vectors @ doc_vectors.T, rows) <= k
+    dense_ok = ranks_of_source(index.scores(query_vectors), rows) <= k
     keep = lexical_ok | dense_ok
     return keep, {"bm25": round(float(lexical_ok.mean()), 4), "base_encoder": round(float(dense_ok.mean()), 4),
                   "either": round(float(keep.mean()), 4)}
@@ -271,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = PseudoParams(**load_section("pseudo", args.params))
-    from sentence_transformers import SentenceTransformer  # heavy: only for the round trip
+    from sentence_transformers import (
+        SentenceTransformer,  # heavy: only for the round trip
+    )
 
     encoder = SentenceTransformer(str(args.encoder), device="cpu")
     items = conform(pq.read_table(args.items), ITEMS, str(args.items))

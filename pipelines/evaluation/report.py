@@ -1,15 +1,19 @@
-"""The evaluate stage's human outputs: report.md (the ablation table) and its two PNG plots."""
+"""The evaluate stage's outputs: metrics.json, the TREC runs, report.md (the ablation table) and two PNG plots."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-from pipelines.common.atomic import atomic_path
+from pipelines.common.atomic import atomic_dir, atomic_path, write_json
+from pipelines.common.queries import QuerySet
+from pipelines.evaluation.params import EvaluateParams
+from pipelines.evaluation.run import Evaluation
+from pipelines.evaluation.runs import write_runs
 
 SYSTEMS = {
     "popularity": "popularity: the most liked items, no text",
@@ -69,6 +73,20 @@ def set_section(title: str, own: dict[str, Any], systems: Sequence[str], names: 
     return lines
 
 
+def select_section(chosen: dict[str, Any]) -> list[str]:
+    """The select stage's candidates on validation and its guard, or the note that the base model ships as is."""
+    if chosen.get("base_only"):
+        return ["", "## Encoder selection", "", "The base model, as it is: the catalog was not fine-tuned "
+                "(train.enabled is false)."]
+    names = list(next(iter(chosen["candidates"].values())))
+    lines = ["", f"## Encoder selection on {chosen['validation_queries']} validation queries "
+             f"(chose **{chosen['chosen']}** by {chosen['metric']})", "",
+             "| candidate | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {name} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |"
+              for name, values in chosen["candidates"].items()]
+    return lines + guard_section(chosen.get("guard", {}))
+
+
 def markdown(metrics: dict[str, Any], sets: Sequence[str], systems: Sequence[str], names: Sequence[str],
              confidence: float) -> str:
     lines = [
@@ -81,18 +99,8 @@ def markdown(metrics: dict[str, Any], sets: Sequence[str], systems: Sequence[str
     ]
     for name in sets:
         lines += ["", *set_section(name, metrics[name], systems, names)]
-    if metrics.get("select", {}).get("base_only"):
-        lines += ["", "## Encoder selection", "", "The base model, as it is: the catalog was not fine-tuned "
-                  "(train.enabled is false)."]
-    elif "select" in metrics:
-        chosen = metrics["select"]
-        lines += ["", f"## Encoder selection on {chosen['validation_queries']} validation queries "
-                  f"(chose **{chosen['chosen']}** by {chosen['metric']})", "",
-                  "| candidate | " + " | ".join(next(iter(chosen["candidates"].values()))) + " |",
-                  "|---|" + "---|" * len(next(iter(chosen["candidates"].values())))]
-        lines += [f"| {name} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |"
-                  for name, values in chosen["candidates"].items()]
-        lines += guard_section(chosen.get("guard", {}))
+    if "select" in metrics:
+        lines += select_section(metrics["select"])
     if "fusion_validation" in metrics:
         fusion = metrics["fusion_validation"]
         lines += ["", f"## Fusion chosen on {fusion['validation_queries']} validation queries ({fusion['metric']})", "",
@@ -138,3 +146,17 @@ def plot_latency(total_ms: np.ndarray, path: Path) -> None:
 def save_figure(fig: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def write_evaluation(evaluation: Evaluation, sets: Mapping[str, QuerySet], params: EvaluateParams, out: Path) -> None:
+    """runs/, the plots, metrics.json and report.md of one evaluation, into `out`."""
+    with atomic_dir(out / "runs") as runs:
+        for name, queries in sets.items():
+            write_runs(runs, name, queries, evaluation.ranked[name])
+    first = next(iter(sets))
+    plot_recall_curves(evaluation.curves, params.curve_ks, out / "recall_curves.png", first)
+    plot_latency(evaluation.latency_ms["total"], out / "latency.png")
+    metrics = evaluation.metrics
+    write_json(metrics, out / "metrics.json")
+    write_text(markdown(metrics, list(sets), evaluation.systems, params.metrics, params.bootstrap.confidence)
+               + "".join(f"\n**Warning:** {warning}\n" for warning in metrics.get("warnings", [])), out / "report.md")

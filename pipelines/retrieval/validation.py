@@ -1,8 +1,8 @@
 """How an encoder is scored on the validation split: by `train` (its checkpoints) and `select` (its candidates).
 
-Two systems per encoder: `dense`, exact cosine search over every document, and `fused`, that dense list
-fused with BM25 by reciprocal rank fusion (k = 60) through the reader's own fusion code (serving.fusion),
-the shape of what ships before its fusion is tuned. A fine-tuned encoder that ranks deeper (better
+Two systems per encoder: `dense`, exact cosine search over every document (pipelines.retrieval.exact), and
+`fused`, that dense list fused with BM25 by reciprocal rank fusion (k = 60) through the reader's own fusion
+code, the shape of what ships before its fusion is tuned. A fine-tuned encoder that ranks deeper (better
 Recall@100) but not better at 10 can still make the better shipped system; `fused_recall@10` sees that.
 Metric names: `<dense|fused>_<recall@10|mrr@10|ndcg@10>`.
 """
@@ -20,8 +20,10 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 from pipelines.common.metrics import per_query
 from pipelines.common.queries import QuerySet, Rankings, query_set
 from pipelines.common.schemas import DOCUMENTS, PAIRS, conform
-from serving.bm25 import bm25_scores, build_bm25, lexical_top
-from serving.fusion import Fusion, candidate_count, fuse
+from pipelines.retrieval.encode import encode
+from pipelines.retrieval.exact import ExactIndex, exact_index, top
+from serving.bm25 import bm25_scores, build_bm25
+from serving.fusion import Fusion, candidate_count
 
 METRICS = ("recall@10", "mrr@10", "ndcg@10")
 SYSTEMS = ("dense", "fused")
@@ -57,24 +59,20 @@ class Validation:
         return cls(queries, docs["item_id"].to_pylist(), documents,
                    np.stack([bm25_scores(bm25, text) for text in queries.texts]))
 
-    def rankings(self, dense: np.ndarray) -> dict[str, Rankings]:
-        """Top-K rankings of each system (SYSTEMS) from the (queries, documents) cosine matrix `dense`."""
-        n = candidate_count(K)
+    def rankings(self, index: ExactIndex, query_vectors: np.ndarray) -> dict[str, Rankings]:
+        """Top-K rankings of each system (SYSTEMS) of an encoder's document (`index`) and query vectors."""
+        fetch = self.queries.fetch_k(K)
         ranked: dict[str, Rankings] = {"dense": [], "fused": []}
-        for row, lexical in zip(dense, self.lexical):
-            top = np.argsort(-row, kind="stable")[:self.queries.fetch_k(n)]
-            ranked["dense"].append([self.doc_ids[i] for i in top])
-            candidates = np.union1d(top[:n], lexical_top(lexical, n))
-            order, _ = fuse(RRF, row[candidates], lexical[candidates], self.queries.fetch_k(K))
-            ranked["fused"].append([self.doc_ids[i] for i in candidates[order]])
+        for dense, lexical in zip(index.scores(query_vectors), self.lexical):
+            ranked["dense"].append([self.doc_ids[i] for i in top(dense, self.queries.fetch_k(candidate_count(K)))])
+            ranked["fused"].append(index.fused(dense, lexical, RRF, fetch))
         return {system: self.queries.rankings(rows, K) for system, rows in ranked.items()}
 
     def query_scores(self, model: Any, batch_size: int) -> dict[str, np.ndarray]:
         """Every metric of NAMES for one sentence-transformers model, query by query (in `queries` order)."""
-        encode = lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True,  # noqa: E731
-                                            convert_to_numpy=True, show_progress_bar=False)
+        index = exact_index(self.doc_ids, encode(model, self.documents, batch_size))
         out = {}
-        for system, rankings in self.rankings(encode(self.queries.texts) @ encode(self.documents).T).items():
+        for system, rankings in self.rankings(index, encode(model, self.queries.texts, batch_size)).items():
             values = per_query(rankings, self.queries.relevance, METRICS)
             out |= {f"{system}_{metric}": v for metric, v in values.items()}
         return out

@@ -2,7 +2,8 @@
 
 The `fusion` stage tunes it and `evaluate` scores it through the reader's own code: the INT8 encoder, the
 sharded HNSW index at its tuned efSearch, and BM25 and the popularity prior over the documents in global-row
-order, as `publish` packs them. So the numbers are those of what a reader of the published snapshot answers.
+order, as `publish` packs them (with these same functions). So the numbers are those of what a reader of the
+published snapshot answers.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from pipelines.common.queries import Rankings
 from pipelines.common.schemas import POPULARITY, conform
-from serving.bm25 import bm25_scores, build_bm25, lexical_top
+from serving.bm25 import build_bm25
 from serving.encoder import Encoder
-from serving.fusion import Fusion, candidate_count, fuse
+from serving.fusion import Fusion
 from serving.shards import ShardedIndex
 from serving.snapshot import Snapshot
-
-Rankings = list[list[str]]
 
 
 def bm25_in_index_order(index: ShardedIndex, documents: Mapping[str, str], source: str):  # -> bm25s.BM25
@@ -44,15 +44,17 @@ def positives_in_index_order(index: ShardedIndex, popularity: str | Path) -> np.
     return np.array([counts[item] for item in ids], dtype=np.int64)
 
 
-def local_snapshot(index: str | Path, encoder: str | Path, documents: Mapping[str, str],
+def local_snapshot(index: str | Path, encoder: str | Path | Encoder, documents: Mapping[str, str],
                    fusion: Fusion | None = None, threads: int | None = None,
                    popularity: str | Path | None = None) -> Snapshot:
-    """A Snapshot over the index and encoder folders, with BM25 built over `documents` (item id -> text) and
-    the prior over `popularity` (popularity.parquet; None: no prior); it searches dense unless given a fusion."""
+    """A Snapshot over the index folder and the encoder (a folder: its INT8 model, on `threads`), with BM25 built
+    over `documents` (item id -> text) and the prior over `popularity` (popularity.parquet; None: no prior); it
+    searches dense unless given a fusion."""
     opened = ShardedIndex.open(index)
     positives = None if popularity is None else positives_in_index_order(opened, popularity)
-    return Snapshot(opened, Encoder.load(encoder, "int8", threads), bm25_in_index_order(opened, documents, str(index)),
-                    fusion or Fusion("dense"), positives=positives)
+    loaded = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder, "int8", threads)
+    return Snapshot(opened, loaded, bm25_in_index_order(opened, documents, str(index)), fusion or Fusion("dense"),
+                    positives=positives)
 
 
 def rankings(snapshot: Snapshot, texts: Sequence[str], fusions: Sequence[Fusion], k: int) -> dict[Fusion, Rankings]:
@@ -68,24 +70,4 @@ def rankings(snapshot: Snapshot, texts: Sequence[str], fusions: Sequence[Fusion]
         for fusion in out:
             rows, _ = snapshot.ranked(text, vector, fusion, k, candidates=candidates, named=named)
             out[fusion].append([ids[row] for row in rows.tolist()])
-    return out
-
-
-def popularity_rankings(snapshot: Snapshot, n_queries: int, k: int) -> Rankings:
-    """The baseline that reads no text: the k most liked items (ties by global row), for every query."""
-    ids = snapshot.index.global_ids()
-    top = [ids[row] for row in np.argsort(-snapshot.prior, kind="stable")[:k].tolist()]
-    return [list(top) for _ in range(n_queries)]
-
-
-def bm25_prior_rankings(snapshot: Snapshot, texts: Sequence[str], prior_weight: float, k: int) -> Rankings:
-    """The lexical baseline given the shipped system's prior: BM25's top `candidate_count(k)` re-ranked by
-    (1 - w) * min-max BM25 + w * prior, no dense score anywhere."""
-    ids, lexical_only = snapshot.index.global_ids(), Fusion("hybrid", 1.0, prior_weight=prior_weight)
-    out = []
-    for text in texts:
-        scores = bm25_scores(snapshot.bm25, text)
-        rows = np.sort(lexical_top(scores, candidate_count(k)))  # ties go to the lower global row
-        order, _ = fuse(lexical_only, np.zeros(len(rows)), scores[rows], k, snapshot.prior[rows])
-        out.append([ids[row] for row in rows[order].tolist()])
     return out
