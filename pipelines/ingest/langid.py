@@ -1,9 +1,9 @@
 """Language identification: CLD2 (pycld2, the model compiled into the wheel), one C call per text.
 
-Chosen by bench/langid.py on the bundled real reviews: CLD2 is the fastest of batched py3langid,
-fastText lid.176 and CLD2, and agrees with py3langid on >= 99.9% of them (bench/results/langid.md).
-A text CLD2 cannot place (emoji only, too short, no letters) is "un" (unknown). Only the first
-PREFIX characters are read: 1.8x faster, and the same label on every bundled review (bench/langid.md).
+Chosen by bench/langid.py on the bundled real reviews, against batched py3langid and fastText lid.176:
+the fastest, and in agreement with py3langid on nearly every review (bench/results/langid.md). A text
+CLD2 cannot place (emoji only, too short, no letters) is "un" (unknown). Only the first PREFIX characters
+are read: faster, and the same label on every bundled review (bench/results/langid.md).
 The engines call `classify` inside their worker processes, never in one driver thread.
 """
 

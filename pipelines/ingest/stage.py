@@ -48,7 +48,7 @@ TABLE_STEPS: dict[Table, list[str]] = {
     "items": ["read", "metadata", "title", "unique"],
     "interactions": ["read", *STEPS],
 }
-SPLIT_BYTES = 16 << 20  # JSONL bytes per split: bounds a worker's memory (~4x this)
+SPLIT_BYTES = 16 << 20  # JSONL bytes per split: what bounds a worker's memory
 
 
 def check_engine(engine: str | None) -> Engine:
