@@ -10,8 +10,9 @@ the real `semrec publish` (subprocesses, retention keep 3, gc grace 3 min) into 
 - after every step, LATEST must verify (every file downloaded and checked against its sha256);
 - 8 reader threads share one `Reader` (polling LATEST every second) and `semrec serve` (polling every
   second) is queried by 4 client threads (POST /search, GET /items/{id}/similar), without pause. The
-  HTTP clients run in a process of their own, so that this process's RSS is the Reader's and not the
-  harness's; they send their answers here in batches.
+  HTTP clients run in a process of their own, check their answers there and send a tally here each second,
+  and this process records a query's latency into a preallocated buffer: so that this process's RSS
+  is the Reader's, not the harness's.
 Every answer is checked against the snapshot id it reports: a snapshot's id ends in the digest of its
 files, so it names the variant, and each variant's answers were computed up front.
 Recorded: queries, failures, wrong-snapshot answers, p50/p99 latency per minute, RSS and open file
@@ -38,7 +39,6 @@ import sys
 import tempfile
 import threading
 import time
-from array import array
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -81,24 +81,69 @@ def variant_of(snapshot_id: str) -> str:
     return snapshot_id.rsplit("-", 1)[1]  # the digest of the snapshot's files
 
 
-class HttpClients:
-    """The HTTP client threads (run in a process of their own by `http_clients`). Each answer goes to the
-    soak as ("answer", snapshot_id, key, item ids or None, seconds, error or None), each resend as
-    ("resent", why), in one batch a second."""
+class Latencies:
+    """One window's latencies per source, in buffers allocated once: recording a query allocates nothing."""
 
-    def __init__(self, port: int, batches: multiprocessing.Queue, stop: threading.Event):
-        self.port, self.batches, self.stop = port, batches, stop
-        self.pending: list[tuple] = []
+    def __init__(self, sources: tuple[str, ...] = ("reader", "http"), capacity: int = 1 << 20):
+        self.buffers = {source: np.empty(capacity) for source in sources}
+        self.filled = dict.fromkeys(sources, 0)
+
+    def add(self, source: str, seconds: float) -> None:
+        """Record one latency (beyond the capacity, the rest of the window's are dropped)."""
+        filled = self.filled[source]
+        if filled < len(self.buffers[source]):
+            self.buffers[source][filled] = seconds
+            self.filled[source] = filled + 1
+
+    def extend(self, source: str, seconds: np.ndarray) -> None:
+        start = self.filled[source]
+        end = min(start + len(seconds), len(self.buffers[source]))
+        self.buffers[source][start:end] = seconds[:end - start]
+        self.filled[source] = end
+
+    def take(self) -> dict[str, np.ndarray]:
+        """The window's latencies (copies), and an empty window."""
+        out = {source: buffer[:self.filled[source]].copy() for source, buffer in self.buffers.items()}
+        self.filled = dict.fromkeys(self.filled, 0)
+        return out
+
+
+class HttpClients:
+    """The HTTP client threads (run in a process of their own by `http_clients`). Each answer is checked
+    here against the answers of the variant its snapshot id names; each second the tally (counts, the
+    latencies, the first failures) goes to the soak."""
+
+    def __init__(self, port: int, expected: dict[str, dict[str, list[str]]], batches: multiprocessing.Queue,
+                 stop: threading.Event):
+        self.port, self.expected, self.batches, self.stop = port, expected, batches, stop
+        self.counts: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.examples: list[str] = []
         self.lock = threading.Lock()
 
-    def note(self, *entry: Any) -> None:
+    def note(self, snapshot_id: str, key: str, ids: list[str] | None, seconds: float, error: str | None) -> None:
         with self.lock:
-            self.pending.append(entry)
+            self.counts["http_queries"] += 1
+            if error is not None:
+                self.counts["http_failures"] += 1
+                self.examples.append(f"http {key}: {error}")
+                return
+            self.latencies.append(seconds)
+            expected = self.expected.get(variant_of(snapshot_id), {}).get(key)
+            if ids != expected:
+                self.counts["http_wrong_snapshot"] += 1
+                self.examples.append(f"http {key}: {ids} from {snapshot_id}, expected {expected}")
+
+    def resent(self, why: str) -> None:
+        with self.lock:
+            self.counts["http_resent"] += 1
+            self.examples.append(f"http resent after {why}")
 
     def flush(self) -> None:
         with self.lock:
-            batch, self.pending = self.pending, []
-        if batch:
+            batch = (dict(self.counts), np.array(self.latencies), self.examples[:30])
+            self.counts, self.latencies, self.examples = Counter(), [], []
+        if batch[0]:
             self.batches.put(batch)
 
     def loop(self, seed: int) -> None:
@@ -120,9 +165,9 @@ class HttpClients:
                         raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
                     answer = response.json()
                 except Exception as err:  # noqa: BLE001 - every failure is counted
-                    self.note("answer", "", key, None, 0.0, f"{type(err).__name__}: {err}")
+                    self.note("", key, None, 0.0, f"{type(err).__name__}: {err}")
                     continue
-                self.note("answer", answer["snapshot_id"], key, [i["item_id"] for i in answer["items"]],
+                self.note(answer["snapshot_id"], key, [i["item_id"] for i in answer["items"]],
                           time.perf_counter() - began, None)
 
     def send(self, request: Callable[[], httpx.Response]) -> httpx.Response:
@@ -133,14 +178,15 @@ class HttpClients:
         try:
             return request()
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as err:
-            self.note("resent", f"{type(err).__name__}: {err}")
+            self.resent(f"{type(err).__name__}: {err}")
             return request()
 
 
-def http_clients(port: int, clients: int, batches: multiprocessing.Queue, stopped: Any) -> None:
+def http_clients(port: int, clients: int, expected: dict[str, dict[str, list[str]]], batches: multiprocessing.Queue,
+                 stopped: Any) -> None:
     """Query `semrec serve` from `clients` threads until `stopped` is set, then send None."""
     stop = threading.Event()
-    sender = HttpClients(port, batches, stop)
+    sender = HttpClients(port, expected, batches, stop)
     threads = [threading.Thread(target=sender.loop, args=(100 + i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
@@ -168,7 +214,7 @@ class Soak:
         self.counts: Counter[str] = Counter()
         self.examples: list[str] = []
         self.windows: list[dict[str, Any]] = []
-        self.latencies: dict[str, array] = {"reader": array("d"), "http": array("d")}
+        self.latencies = Latencies()
         self.window_counts: Counter[str] = Counter()
         self.samples: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
@@ -246,7 +292,7 @@ class Soak:
                 self.window_counts[f"{source}_failures"] += 1
                 self.example(f"{self.minute():.1f} min {source} {key}: {error}")
                 return
-            self.latencies[source].append(seconds)
+            self.latencies.add(source, seconds)
             expected = self.expected.get(variant_of(snapshot_id), {}).get(key)
             if ids != expected:
                 self.counts[f"{source}_wrong_snapshot"] += 1
@@ -277,16 +323,16 @@ class Soak:
                 continue
             self.record("reader", snapshot.snapshot_id, key, ids, time.perf_counter() - began)
 
-    def take_http_answers(self, batches: multiprocessing.Queue) -> None:
-        """Record the HTTP client process's answers until it sends None."""
+    def take_http_tallies(self, batches: multiprocessing.Queue) -> None:
+        """Add the HTTP client process's tallies until it sends None."""
         while (batch := batches.get()) is not None:
-            for kind, *fields in batch:
-                if kind == "resent":
-                    with self.lock:
-                        self.counts["http_resent"] += 1
-                        self.example(f"{self.minute():.1f} min http resent after {fields[0]}")
-                else:
-                    self.record("http", *fields)
+            counts, latencies, examples = batch
+            with self.lock:
+                self.counts.update(counts)
+                self.window_counts.update(counts)
+                self.latencies.extend("http", latencies)
+                for line in examples:
+                    self.example(f"{self.minute():.1f} min {line}")
 
     # --- publishers, rollbacks, kills ----------------------------------------------------------------------
     def check_latest(self, after: str) -> None:
@@ -383,7 +429,7 @@ class Soak:
 
     def close_window(self) -> None:
         with self.lock:
-            latencies, self.latencies = self.latencies, {"reader": array("d"), "http": array("d")}
+            latencies = self.latencies.take()
             counts, self.window_counts = self.window_counts, Counter()
         window: dict[str, Any] = {"minute": round(self.minute())}
         for source, values in latencies.items():
@@ -404,10 +450,11 @@ class Soak:
         self.deadline = self.started + self.minutes * 60
         spawn = multiprocessing.get_context("spawn")
         batches, clients_stopped = spawn.Queue(), spawn.Event()
-        clients = spawn.Process(target=http_clients, args=(self.port, HTTP_CLIENTS, batches, clients_stopped))
+        clients = spawn.Process(target=http_clients,
+                                args=(self.port, HTTP_CLIENTS, self.expected, batches, clients_stopped))
         clients.start()
         threads = [threading.Thread(target=self.reader_loop, args=(reader, i), daemon=True) for i in range(8)]
-        threads.append(threading.Thread(target=self.take_http_answers, args=(batches,), daemon=True))
+        threads.append(threading.Thread(target=self.take_http_tallies, args=(batches,), daemon=True))
         workers = [threading.Thread(target=t, daemon=True) for t in (self.publisher_1, self.publisher_2, self.roller)]
         sampler = threading.Thread(target=self.sampler, args=(clients.pid,), daemon=True)
         for thread in [*threads, *workers, sampler]:
